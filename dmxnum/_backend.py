@@ -1,0 +1,357 @@
+"""The array-namespace shim: what the array API standard lacks.
+
+Everything backend-specific lives here: naming the backend of an array,
+float32 <-> int32 bit casts, dtype conversion rules, random words from an
+explicit key, custom (straight-through) gradients, and the rounding point
+that stops XLA from fusing or rewriting float arithmetic. Kernels call only
+these helpers and the array-API namespace returned by :func:`namespace`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import array_api_compat
+import numpy as np
+
+from .errors import MissingRandomnessError, UnsupportedDtypeError
+
+Array = Any
+
+
+# ----------------------------------------------------------------------------- backends
+def backend_name(x: Array) -> str:
+    """``"numpy"``, ``"jax"`` or ``"torch"`` for an array of that library."""
+    if isinstance(x, np.ndarray) or isinstance(x, np.generic):
+        return "numpy"
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        return "torch"
+    if mod.startswith("jax") or mod.startswith("jaxlib"):
+        return "jax"
+    if "jax" in sys.modules:
+        import jax
+
+        if isinstance(x, jax.Array):
+            return "jax"
+    raise TypeError(
+        f"expected a NumPy, JAX or PyTorch array, got {type(x).__module__}.{type(x).__name__}"
+    )
+
+
+def namespace(x: Array) -> Any:
+    """The array-API namespace of ``x``: ``array_api_compat.numpy``/``.torch`` or ``jax.numpy``."""
+    name = backend_name(x)
+    if name == "numpy":
+        import array_api_compat.numpy as xnp
+
+        return xnp
+    if name == "torch":
+        import array_api_compat.torch as xt
+
+        return xt
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def is_tracing(x: Array) -> bool:
+    """True when ``x`` is a JAX tracer or a tensor being traced by torch.compile/fx."""
+    name = backend_name(x)
+    if name == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if name == "torch":
+        import torch
+
+        if torch.compiler.is_compiling():
+            return True
+        try:
+            from torch._subclasses.fake_tensor import FakeTensor
+
+            return isinstance(x, FakeTensor)
+        except ImportError:  # pragma: no cover
+            return False
+    return False
+
+
+# ----------------------------------------------------------------------------- dtypes
+_FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+
+
+def dtype_name(x: Array) -> str:
+    """Short dtype name of an array: ``"float32"``, ``"bfloat16"``, ``"int8"``, ..."""
+    return str(x.dtype).replace("torch.", "").split(".")[-1]
+
+
+def check_float(x: Array, what: str = "input") -> str:
+    """Return the dtype name of ``x``; raise ``TypeError`` unless it is a float dtype."""
+    name = dtype_name(x)
+    if name not in _FLOAT_NAMES:
+        raise UnsupportedDtypeError(
+            f"{what} has dtype {name}; dmxnum casts accept float16, bfloat16, float32 or float64 "
+            "(convert integers explicitly, e.g. x.astype(float32))"
+        )
+    return name
+
+
+def to_float32(x: Array) -> Array:
+    """Convert a float array to float32 with round-to-nearest-even."""
+    name = backend_name(x)
+    if name == "torch":
+        import torch
+
+        return x.to(torch.float32)
+    if name == "numpy":
+        return np.asarray(x, dtype=np.float32)
+    import jax.numpy as jnp
+
+    return x.astype(jnp.float32)
+
+
+def to_dtype_like(y: Array, like: Array) -> Array:
+    """Convert float32 ``y`` to the dtype of ``like`` (RNE for narrower floats)."""
+    name = backend_name(y)
+    if name == "torch":
+        return y.to(like.dtype)
+    return y.astype(like.dtype)
+
+
+# ----------------------------------------------------------------------------- bit casts
+def f32_to_i32(x: Array) -> Array:
+    """Reinterpret float32 bits as int32 (no arithmetic)."""
+    name = backend_name(x)
+    if name == "torch":
+        import torch
+
+        return x.view(torch.int32)
+    if name == "numpy":
+        return np.asarray(x).view(np.int32)
+    import jax
+
+    return jax.lax.bitcast_convert_type(x, jax.numpy.int32)
+
+
+def i32_to_f32(b: Array) -> Array:
+    """Reinterpret int32 bits as float32 (no arithmetic)."""
+    name = backend_name(b)
+    if name == "torch":
+        import torch
+
+        return b.view(torch.float32)
+    if name == "numpy":
+        return np.asarray(b).view(np.float32)
+    import jax
+
+    return jax.lax.bitcast_convert_type(b, jax.numpy.float32)
+
+
+def int_to_f32(k: Array) -> Array:
+    """Convert int32 values (exact for ``|k| < 2^24``) to float32."""
+    name = backend_name(k)
+    if name == "torch":
+        import torch
+
+        return k.to(torch.float32)
+    if name == "numpy":
+        return k.astype(np.float32)
+    import jax.numpy as jnp
+
+    return k.astype(jnp.float32)
+
+
+def asarray_like(value: Any, like: Array, dtype: str) -> Array:
+    """A constant array of ``dtype`` (``"int32"``, ``"float32"``, ``"bool"``) on ``like``'s backend/device."""
+    name = backend_name(like)
+    if name == "torch":
+        import torch
+
+        return torch.as_tensor(value, dtype=getattr(torch, dtype), device=like.device)
+    if name == "numpy":
+        return np.asarray(value, dtype=dtype)
+    import jax.numpy as jnp
+
+    return jnp.asarray(value, dtype=dtype)
+
+
+def words_to_top24(words: Array) -> Array:
+    """Top 24 bits of uint32 random words, ``r >> 8``, as int32 (works for int32-viewed words)."""
+    name = backend_name(words)
+    if name == "torch":
+        import torch
+
+        w = words.view(torch.int32) if words.dtype == torch.uint32 else words.to(torch.int32)
+        return (w >> 8) & 0xFFFFFF
+    if name == "numpy":
+        return (np.asarray(words).astype(np.uint32) >> 8).astype(np.int32)
+    import jax
+    import jax.numpy as jnp
+
+    return jax.lax.shift_right_logical(words.astype(jnp.uint32), jnp.uint32(8)).astype(jnp.int32)
+
+
+# ----------------------------------------------------------------------------- randomness
+def random_words(key: Any, shape: tuple[int, ...], like: Array) -> Array:
+    """One uint32 word per element from an explicit key, on ``like``'s backend.
+
+    ``key`` is an int seed, a JAX PRNG key, a NumPy ``Generator`` or a
+    ``torch.Generator``. JAX: ``jax.random.bits``; NumPy:
+    ``Generator.integers(0, 2**32, dtype=uint32)``; torch: ``randint`` on
+    int32 (the words are the int32 bits read as uint32). The same key and
+    shape give the same words on a backend.
+    """
+    if key is None:
+        raise MissingRandomnessError(
+            "stochastic rounding / Bernoulli masks need randomness: pass key= (int seed, JAX key, "
+            "numpy Generator or torch.Generator) or random_bits= (uint32 array of the input's shape)"
+        )
+    name = backend_name(like)
+    shape = tuple(int(s) for s in shape)
+    if name == "numpy":
+        gen = key if isinstance(key, np.random.Generator) else np.random.default_rng(_int_seed(key))
+        return gen.integers(0, 2**32, size=shape, dtype=np.uint32)
+    if name == "jax":
+        import jax
+
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = jax.random.key(key)
+        elif isinstance(key, np.random.Generator) or type(key).__module__.startswith("torch"):
+            raise TypeError(f"a JAX array needs an int seed or a JAX PRNG key, got {type(key).__name__}")
+        return jax.random.bits(key, shape, dtype=jax.numpy.uint32)
+    import torch
+
+    if isinstance(key, torch.Generator):
+        gen = key
+    else:
+        gen = torch.Generator(device=like.device)
+        gen.manual_seed(_int_seed(key))
+    w = torch.randint(-(2**31), 2**31, shape, dtype=torch.int32, generator=gen, device=like.device)
+    return w
+
+
+def _int_seed(key: Any) -> int:
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    raise TypeError(
+        f"key must be an int seed, a JAX PRNG key, a numpy Generator or a torch.Generator; got {key!r}"
+    )
+
+
+def check_words(words: Array, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``words`` is a 32-bit integer array of ``shape``."""
+    if tuple(words.shape) != tuple(shape):
+        raise ValueError(f"random_bits has shape {tuple(words.shape)}; expected the input's shape {tuple(shape)}")
+    name = dtype_name(words)
+    if name not in ("uint32", "int32"):
+        raise TypeError(f"random_bits must be uint32 (one word per element), got dtype {name}")
+
+
+def resolve_words(x: Array, key: Any, random_bits: Any) -> Array:
+    """The int32 top-24-bit random values ``r >> 8`` for each element of ``x``."""
+    if random_bits is None:
+        random_bits = random_words(key, tuple(x.shape), x)
+    else:
+        random_bits = convert_like(random_bits, x)
+        check_words(random_bits, tuple(x.shape))
+    return words_to_top24(random_bits)
+
+
+def convert_like(a: Any, like: Array) -> Array:
+    """Convert ``a`` (any array) to ``like``'s backend without changing its dtype."""
+    name = backend_name(like)
+    try:
+        src = backend_name(a)
+    except TypeError:
+        src = None
+    if src == name:
+        return a
+    if src == "torch":
+        a = a.detach().cpu().numpy() if a.dtype.__str__() != "torch.uint32" else a.view(__import__("torch").int32).cpu().numpy().view(np.uint32)
+    host = np.asarray(a)
+    if name == "numpy":
+        return host
+    if name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(host)
+    import torch
+
+    if host.dtype == np.uint32:
+        return torch.from_numpy(host.view(np.int32).copy()).to(like.device)
+    return torch.from_numpy(np.ascontiguousarray(host)).to(like.device)
+
+
+# ----------------------------------------------------------------------------- rounding point
+def rounding_point(x: Array) -> Array:
+    """Return ``x`` unchanged, as a value XLA cannot fuse into or rewrite around.
+
+    Under ``jax.jit`` XLA fuses ``a * b + c`` into an FMA and turns division by
+    a broadcast operand into a reciprocal multiply; ``lax.nextafter(x, x)``
+    (which returns ``x``) is opaque to those rewrites. Other backends: identity.
+    """
+    if backend_name(x) == "jax":
+        import jax
+
+        return jax.lax.nextafter(x, x)
+    return x
+
+
+# ----------------------------------------------------------------------------- gradients
+def with_straight_through(
+    fn: Callable[[Array], Array], x: Array, grad_mask: Callable[[Array], Array] | None = None
+) -> Array:
+    """Apply ``fn`` to ``x`` with an identity gradient (straight-through estimator).
+
+    ``fn`` maps an array to an array of the same shape and dtype. With
+    ``grad_mask`` (a function of ``x`` returning a bool array), the gradient
+    is zeroed where the mask is False. NumPy arrays are returned as ``fn(x)``.
+    """
+    name = backend_name(x)
+    if name == "numpy":
+        return fn(x)
+    if name == "jax":
+        return _jax_ste(fn, grad_mask)(x)
+    return _TorchSTE.apply(x, fn, grad_mask)
+
+
+def _jax_ste(fn, grad_mask):
+    import jax
+
+    @jax.custom_vjp
+    def ste(x):
+        return fn(x)
+
+    def fwd(x):
+        return fn(x), (x if grad_mask is not None else None)
+
+    def bwd(res, g):
+        if grad_mask is None:
+            return (g,)
+        return (jax.numpy.where(grad_mask(res), g, jax.numpy.zeros_like(g)),)
+
+    ste.defvjp(fwd, bwd)
+    return ste
+
+
+try:  # torch is optional
+    import torch as _torch
+
+    class _TorchSTE(_torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, fn, grad_mask):  # type: ignore[override]
+            if grad_mask is not None:
+                ctx.save_for_backward(grad_mask(x))
+            ctx.has_mask = grad_mask is not None
+            return fn(x.detach())
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[override]
+            if ctx.has_mask:
+                (m,) = ctx.saved_tensors
+                g = _torch.where(m, g, _torch.zeros_like(g))
+            return g, None, None
+
+except ImportError:  # pragma: no cover
+    _TorchSTE = None  # type: ignore[assignment]

@@ -1,0 +1,341 @@
+"""``encode``/``decode``: the integer codes a device stores for a format.
+
+Layouts (see ``docs/formats.md``):
+
+* FP: ``sign | exponent | mantissa`` (IEEE order; no sign bit when unsigned),
+  exponent code 0 for zeros and subnormals. Scheme I: Inf = all-ones
+  exponent with mantissa 0, NaN = all-ones exponent with all-ones mantissa;
+  scheme S: the reserved top code is NaN (all-ones exponent and mantissa);
+  scheme E: NaN = all-ones exponent and mantissa (OCP E4M3); scheme A: no NaN.
+* XP: the n-bit two's-complement integer ``k`` (as unsigned ``k mod 2^n``).
+* BFP / MXINT: element codes as XP with ``n`` bits; one shared exponent per
+  block as an E8M0 code ``E + 127`` (0xFF: NaN block).
+* MXFP: element codes in the element FP layout; E8M0 scales as above.
+* SBFP: element codes as XP; one scaler code per block in the scaler's FP
+  layout (a NaN block stores the scaler's NaN code).
+
+Codes are unsigned ints of the element width (uint8 up to 8 bits, uint16 up
+to 16, uint32 beyond; PyTorch uses uint8 / int16 / int32 holding the same
+bits). Per-block codes have the input's shape with the block axis replaced
+by the number of blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _backend as B
+from .formats.base import Format
+from .formats.block import BlockFloatingPoint, MXInt
+from .formats.fixed import FixedPoint
+from .formats.floating import FloatingPoint
+from .formats.mx import MXFloat
+from .formats.same import Same
+from .formats.scaled import ScaledBFP
+from .kernels import bits as I
+from .kernels.blocks import blocking_for
+
+Array = Any
+
+
+class Encoded(NamedTuple):
+    """Device codes: ``codes`` per element and ``scales`` per block (``None`` if unblocked)."""
+
+    codes: Array
+    scales: Array | None
+    fmt: Format
+
+
+def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | None = None) -> Encoded:
+    """Integer codes of ``cast(x, fmt)`` as a device would store them.
+
+    ``decode(encode(x, fmt))`` equals ``cast(x, fmt)`` bit for bit, except that
+    integer-code formats (XP, BFP, MXINT, SBFP elements) have no -0 (+0 comes
+    back) and NaN blocks are stored with the NaN scale code. Unclamped XP has
+    no fixed width (``ValueError``); formats without a NaN code (XP, FP scheme
+    A, SBFP with a scheme-A scaler) reject NaN inputs with ``ValueError`` in
+    eager mode (under ``jax.jit`` those codes are unspecified).
+    """
+    from .cast import cast
+    from .formats.grammar import parse
+
+    fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
+    if isinstance(fmt, Same):
+        raise ValueError("SAME has no storage codes; encode with a concrete format")
+    if isinstance(fmt, FixedPoint) and not fmt.clamp:
+        raise ValueError(f"{fmt} is unclamped and has no fixed code width; use a clamped XP[n,f](C..)")
+    B.check_float(x)
+    y = cast(x, fmt, key=key, random_bits=random_bits)
+    y32 = B.to_float32(y)
+    xp = B.namespace(y32)
+    p = I.split(xp, B.f32_to_i32(y32))
+    if isinstance(fmt, FloatingPoint):
+        _reject_nan(p, fmt, fmt.scheme == "A")
+        return Encoded(_store(xp, _fp_codes(xp, p, fmt, 0), _fp_width(fmt)), None, fmt)
+    if isinstance(fmt, FixedPoint):
+        _reject_nan(p, fmt, True)
+        k = _int_codes(xp, p, xp.zeros_like(p.lg) - fmt.frac, fmt.bits)
+        return Encoded(_store(xp, k, fmt.bits), None, fmt)
+    blocks = blocking_for(y32, fmt)
+    amax = blocks.reduce_max(xp, p.mag)
+    nan_block = amax > I.INF_BITS
+    if isinstance(fmt, (BlockFloatingPoint, MXInt)):
+        bfp = fmt.as_bfp if isinstance(fmt, MXInt) else fmt
+        xfull = B.f32_to_i32(B.to_float32(x))
+        xamax = blocks.reduce_max(xp, xfull & I.MAG_MASK)
+        shared = xp.clip(I.floor_log2_of_mag(xp, xamax), -127, 127)
+        shared = xp.where(xamax == 0, xp.full_like(shared, -127), shared)
+        qe = blocks.spread(xp, shared) - (bfp.man_bits - 2)
+        k = _int_codes(xp, p, qe, bfp.man_bits)
+        scale = xp.where(nan_block, xp.full_like(shared, 255), shared + 127)
+        return Encoded(_store(xp, k, bfp.man_bits), _store(xp, _squeeze(xp, scale, blocks), 8), fmt)
+    if isinstance(fmt, MXFloat):
+        xfull = B.f32_to_i32(B.to_float32(x))
+        xamax = blocks.reduce_max(xp, xfull & I.MAG_MASK)
+        shared = xp.maximum(I.floor_log2_of_mag(xp, xamax) - fmt.element_emax, xp.full_like(xamax, -127))
+        shared = xp.where(xamax == 0, xp.zeros_like(shared), shared)
+        codes = _fp_codes(xp, p, fmt.element, blocks.spread(xp, shared))
+        scale = xp.where(nan_block, xp.full_like(shared, 255), shared + 127)
+        return Encoded(
+            _store(xp, codes, _fp_width(fmt.element)), _store(xp, _squeeze(xp, scale, blocks), 8), fmt
+        )
+    if isinstance(fmt, ScaledBFP):
+        return _encode_sbfp(xp, x, p, fmt, blocks, nan_block)
+    raise TypeError(f"not a format: {fmt!r}")
+
+
+def decode(enc: Encoded | tuple, fmt: Format | str | None = None) -> Array:
+    """float32 values of device codes produced by :func:`encode`."""
+    from .formats.grammar import parse
+
+    if isinstance(enc, Encoded):
+        codes, scales, efmt = enc
+    else:
+        codes, scales = enc[0], enc[1]
+        efmt = None
+    fmt = efmt if fmt is None else (parse(fmt) if not isinstance(fmt, Format) else fmt)
+    if fmt is None:
+        raise ValueError("decode needs the format: pass an Encoded value or fmt=")
+    xp = B.namespace(codes)
+    c = _load(xp, codes)
+    if isinstance(fmt, FloatingPoint):
+        return B.i32_to_f32(_fp_decode(xp, c, fmt, 0))
+    if isinstance(fmt, FixedPoint):
+        return B.i32_to_f32(_int_decode(xp, c, fmt.bits, xp.zeros_like(c) - fmt.frac))
+    blocks = blocking_for(codes, fmt)
+    sc = _load(xp, scales)
+    sc = xp.expand_dims(sc, axis=blocks.axis + 1)
+    nan_e = blocks.spread(xp, sc == 255)
+    if isinstance(fmt, (BlockFloatingPoint, MXInt)):
+        bfp = fmt.as_bfp if isinstance(fmt, MXInt) else fmt
+        qe = blocks.spread(xp, sc - 127) - (bfp.man_bits - 2)
+        out = _int_decode(xp, c, bfp.man_bits, qe)
+    elif isinstance(fmt, MXFloat):
+        out = _fp_decode(xp, c, fmt.element, blocks.spread(xp, sc - 127))
+    elif isinstance(fmt, ScaledBFP):
+        s_bits = _fp_decode(xp, sc, fmt.scaler, 0)
+        nan_e = blocks.spread(xp, s_bits == I.QNAN_BITS)
+        s_e = B.i32_to_f32(blocks.spread(xp, s_bits))
+        k = _signed(xp, c, fmt.block.bits)
+        prod = _exact_product(xp, k, s_e)
+        out = prod
+    else:
+        raise TypeError(f"not a format: {fmt!r}")
+    return B.i32_to_f32(xp.where(nan_e, xp.full_like(out, I.QNAN_BITS), out))
+
+
+# ----------------------------------------------------------------------------- FP codes
+def _fp_width(fmt: FloatingPoint) -> int:
+    return int(fmt.signed) + fmt.exp_bits + fmt.man_bits
+
+
+def _fp_codes(xp: Any, p: I.Parts, fmt: FloatingPoint, scale_exp: Any) -> Array:
+    """FP codes of values ``p`` that are exactly representable (times ``2^scale_exp``)."""
+    m, bias = fmt.man_bits, fmt.bias
+    lg = p.lg - scale_exp
+    normal = lg >= fmt.emin
+    # value / 2^scale_exp = M * 2^(lg - m), M in [2^m, 2^(m+1)) for normals
+    shift = (lg - m) - (p.e - scale_exp)
+    full = _shift(xp, p.sig, shift)
+    ecode = xp.where(normal, lg + bias, xp.zeros_like(lg))
+    # subnormal: value / 2^scale_exp = mant * 2^(emin - m)
+    sub_shift = (fmt.emin - m) - (p.e - scale_exp)
+    mant = xp.where(normal, full - (1 << m), _shift(xp, p.sig, sub_shift))
+    mag_code = xp.bitwise_left_shift(ecode, xp.full_like(ecode, m)) | mant
+    mag_code = xp.where(p.sig == 0, xp.zeros_like(mag_code), mag_code)
+    top = (1 << fmt.exp_bits) - 1
+    all_ones = (top << m) | ((1 << m) - 1)
+    mag_code = xp.where(p.mag == I.INF_BITS, xp.full_like(mag_code, top << m), mag_code)
+    mag_code = xp.where(p.mag > I.INF_BITS, xp.full_like(mag_code, all_ones), mag_code)
+    if fmt.signed:
+        sign_bit = 1 << (fmt.exp_bits + m) if fmt.exp_bits + m < 31 else I.SIGN_BIT
+        sign = xp.where(p.neg, xp.full_like(mag_code, sign_bit), xp.zeros_like(mag_code))
+        return mag_code | sign
+    return mag_code
+
+
+def _fp_decode(xp: Any, c: Array, fmt: FloatingPoint, scale_exp: Any) -> Array:
+    m = fmt.man_bits
+    width = fmt.exp_bits + m
+    neg = ((c >> width) & 1) == 1 if fmt.signed else xp.zeros_like(c) != 0
+    ecode = (c >> m) & ((1 << fmt.exp_bits) - 1)
+    mant = c & ((1 << m) - 1)
+    normal = ecode > 0
+    k = xp.where(normal, mant + (1 << m), mant)
+    qe = xp.where(normal, ecode, xp.ones_like(ecode)) - fmt.bias - m + scale_exp
+    mag = I.compose(xp, k, xp.maximum(qe, xp.full_like(qe, -149)))
+    top = (1 << fmt.exp_bits) - 1
+    if fmt.scheme in ("I", "S"):
+        special = ecode == top
+        if fmt.scheme == "I":
+            mag = xp.where(special & (mant == 0), xp.full_like(mag, I.INF_BITS), mag)
+            mag = xp.where(special & (mant != 0), xp.full_like(mag, I.QNAN_BITS), mag)
+        else:
+            mag = xp.where(special, xp.full_like(mag, I.QNAN_BITS), mag)
+    elif fmt.scheme == "E":
+        mag = xp.where((ecode == top) & (mant == (1 << m) - 1), xp.full_like(mag, I.QNAN_BITS), mag)
+    return xp.where(mag == I.QNAN_BITS, mag, I.with_sign(xp, mag, neg))
+
+
+# ----------------------------------------------------------------------------- integer codes
+def _int_codes(xp: Any, p: I.Parts, qe: Array, width: int) -> Array:
+    """n-bit two's-complement codes of ``k = value / 2^qe`` (exact integers)."""
+    k = _shift(xp, p.sig, qe - p.e)
+    k = xp.where(p.neg, -k, k)
+    return k & ((1 << width) - 1)
+
+
+def _signed(xp: Any, c: Array, width: int) -> Array:
+    half = 1 << (width - 1)
+    return xp.where(c >= half, c - (1 << width), c)
+
+
+def _int_decode(xp: Any, c: Array, width: int, qe: Array) -> Array:
+    k = _signed(xp, c, width)
+    mag = I.compose(xp, xp.abs(k), xp.maximum(qe, xp.full_like(qe, -149)))
+    return I.with_sign(xp, mag, k < 0)
+
+
+def _shift(xp: Any, v: Array, right: Array) -> Array:
+    """``v * 2^-right`` for exact shifts (right may be negative)."""
+    r = xp.clip(right, -31, 31)
+    return xp.where(r >= 0, xp.bitwise_right_shift(v, xp.maximum(r, xp.zeros_like(r))),
+                    xp.bitwise_left_shift(v, xp.maximum(-r, xp.zeros_like(r))))
+
+
+# ----------------------------------------------------------------------------- SBFP
+def _encode_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP, blocks: Any, nan_block: Array) -> Encoded:
+    from .kernels.floating import cast_float_bits
+    from .kernels.scaled import div_by_int_f32_bits
+
+    xb = B.f32_to_i32(B.to_float32(x))
+    xamax = blocks.reduce_max(xp, xb & I.MAG_MASK)
+    a_bits = div_by_int_f32_bits(xp, I.split(xp, xamax), fmt.block.k_max)
+    s_bits = cast_float_bits(xp, I.split(xp, a_bits), fmt.scaler)
+    if fmt.scaler.scheme == "A" and _eager_any(xp, nan_block):
+        raise ValueError(f"{fmt} has a scheme-A scaler with no NaN code; the input holds NaN/Inf blocks")
+    s_bits = xp.where(nan_block, xp.full_like(s_bits, I.QNAN_BITS), s_bits)
+    s_code = _fp_codes(xp, I.split(xp, s_bits), fmt.scaler, 0)
+    # k = y / s exactly (y = fl32(k * s) with |k| < 2^24): recover k by rounding y / s
+    s_e = blocks.spread(xp, s_bits)
+    k = _recover_k(xp, p, s_e, fmt)
+    codes = k & ((1 << fmt.block.bits) - 1)
+    return Encoded(
+        _store(xp, codes, fmt.block.bits),
+        _store(xp, _squeeze(xp, s_code, blocks), _fp_width(fmt.scaler)),
+        fmt,
+    )
+
+
+def _recover_k(xp: Any, p: I.Parts, s_bits: Array, fmt: ScaledBFP) -> Array:
+    """The integer ``k`` with ``fl32(k * s) == y``, searched among the candidates
+    near ``y / s`` (fl32 products are monotonic in ``k``)."""
+    s = B.i32_to_f32(s_bits)
+    lo, hi = fmt.block.k_min, fmt.block.k_max
+    target = p.bits & I.MAG_MASK
+    # binary search on |k| in [0, 2^(n-1)]: smallest k with fl32(k*s) >= |y|
+    lo_k = xp.zeros_like(target)
+    hi_k = xp.full_like(target, max(-lo, hi))
+    for _ in range(fmt.block.bits + 1):
+        mid = (lo_k + hi_k) >> 1
+        prod = _exact_product(xp, mid, s)
+        ge = prod >= target
+        hi_k = xp.where(ge, mid, hi_k)
+        lo_k = xp.where(ge, lo_k, mid + 1)
+    k = xp.where(s_bits == 0, xp.zeros_like(lo_k), lo_k)
+    return xp.where(p.neg, -k, k)
+
+
+def _exact_product(xp: Any, k: Array, s: Array) -> Array:
+    """int32 bits of ``fl32(k * s)`` for integer ``k`` and float32 ``s >= 0`` (sign of k kept)."""
+    sp = I.split(xp, B.f32_to_i32(s))
+    kabs = xp.abs(k)
+    unit = I.compose(xp, sp.sig, sp.e - sp.lg)
+    unit = xp.where(sp.sig == 0, xp.full_like(unit, 0x3F800000), unit)
+    prod = B.f32_to_i32(B.int_to_f32(kabs) * B.i32_to_f32(unit))
+    new_exp = (prod >> 23) + sp.lg
+    out = prod + xp.bitwise_left_shift(sp.lg, xp.full_like(sp.lg, 23))
+    out = xp.where(new_exp >= 255, xp.full_like(out, I.INF_BITS), out)
+    sub_sig = xp.where(sp.mag < 0x800000, sp.mag, xp.zeros_like(sp.mag))
+    small = (sub_sig > 0) & (kabs <= 0x7FFFFF // xp.maximum(sub_sig, xp.ones_like(sub_sig)))
+    out = xp.where(small, kabs * sub_sig, out)
+    out = xp.where((kabs == 0) | (sp.sig == 0), xp.zeros_like(out), out)
+    return I.with_sign(xp, out, k < 0)
+
+
+# ----------------------------------------------------------------------------- storage
+def _squeeze(xp: Any, per_block: Array, blocks: Any) -> Array:
+    return xp.squeeze(per_block, axis=blocks.axis + 1)
+
+
+def _store(xp: Any, codes: Array, width: int) -> Array:
+    name = B.backend_name(codes)
+    if name == "torch":
+        import torch
+
+        dt = torch.uint8 if width <= 8 else (torch.int16 if width <= 16 else torch.int32)
+        if width <= 16 and width > 8:
+            codes = xp.where(codes >= 1 << 15, codes - (1 << 16), codes)
+        return codes.to(dt)
+    dt = "uint8" if width <= 8 else ("uint16" if width <= 16 else "uint32")
+    if name == "numpy":
+        return np.asarray(codes).astype(np.uint32).astype(dt) if width > 16 else np.asarray(codes).astype(dt)
+    import jax.numpy as jnp
+
+    return codes.astype(jnp.uint32).astype(dt) if width > 16 else codes.astype(dt)
+
+
+def _load(xp: Any, codes: Array) -> Array:
+    name = B.backend_name(codes)
+    if name == "torch":
+        import torch
+
+        if codes.dtype == torch.int16:
+            return codes.to(torch.int32) & 0xFFFF
+        if codes.dtype == torch.uint32:
+            return codes.view(torch.int32)
+        return codes.to(torch.int32)
+    if name == "numpy":
+        return np.asarray(codes).astype(np.uint32).view(np.int32) if codes.dtype == np.uint32 else np.asarray(codes).astype(np.int32)
+    import jax
+    import jax.numpy as jnp
+
+    if codes.dtype == jnp.uint32:
+        return jax.lax.bitcast_convert_type(codes, jnp.int32)
+    return codes.astype(jnp.int32)
+
+
+def _reject_nan(p: I.Parts, fmt: Format, no_nan_code: bool) -> None:
+    if not no_nan_code:
+        return
+    xp = B.namespace(p.bits)
+    if _eager_any(xp, p.mag > I.INF_BITS):
+        raise ValueError(f"{fmt} has no NaN code; encode needs NaN-free input")
+
+
+def _eager_any(xp: Any, cond: Array) -> bool:
+    if B.is_tracing(cond):
+        return False
+    return bool(xp.any(cond))

@@ -1,0 +1,83 @@
+"""Block bookkeeping: per-block reductions along any axis, with a short last block.
+
+An array of shape ``pre + (L,) + post`` is viewed, without moving axes, as
+``pre + (nblocks, block) + post`` (padding a short last block); per-block
+values have shape ``pre + (nblocks, 1) + post`` and broadcast back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _backend as B
+
+Array = Any
+
+
+def normalize_axis(ndim: int, axis: int, fmt: Any) -> int:
+    """Return ``axis`` as a non-negative index, or raise ``ValueError``."""
+    if ndim < 1:
+        raise ValueError(f"blocked format {fmt} needs an array with ndim >= 1, got a 0-d array")
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"blocked format {fmt} has block axis {axis}, but the array has {ndim} dims "
+            f"(valid axes: {-ndim}..{ndim - 1})"
+        )
+    return axis % ndim
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """How an array of ``shape`` is cut into blocks of ``block`` along ``axis``."""
+
+    shape: tuple[int, ...]
+    axis: int
+    block: int
+
+    @property
+    def length(self) -> int:
+        return self.shape[self.axis]
+
+    @property
+    def nblocks(self) -> int:
+        return -(-self.length // self.block)
+
+    @property
+    def padded(self) -> bool:
+        return self.nblocks * self.block != self.length
+
+    def grouped_shape(self) -> tuple[int, ...]:
+        s = self.shape
+        return s[: self.axis] + (self.nblocks, self.block) + s[self.axis + 1 :]
+
+    def group(self, xp: Any, a: Array, fill: int) -> Array:
+        """``a`` reshaped to ``pre + (nblocks, block) + post``, padded with ``fill``."""
+        if self.padded:
+            pad_shape = list(self.shape)
+            pad_shape[self.axis] = self.nblocks * self.block - self.length
+            kw = {"device": a.device} if B.backend_name(a) == "torch" else {}
+            pad = xp.full(tuple(pad_shape), fill, dtype=a.dtype, **kw)
+            a = xp.concat([a, pad], axis=self.axis)
+        return xp.reshape(a, self.grouped_shape())
+
+    def reduce_max(self, xp: Any, a: Array) -> Array:
+        """Per-block maximum of int ``a`` (short block padded with 0), shape ``pre + (nb, 1) + post``."""
+        return xp.max(self.group(xp, a, 0), axis=self.axis + 1, keepdims=True)
+
+    def spread(self, xp: Any, per_block: Array) -> Array:
+        """Broadcast a per-block array back to the elements (original shape)."""
+        full = xp.broadcast_to(per_block, self.grouped_shape())
+        s = list(self.shape)
+        s[self.axis] = self.nblocks * self.block
+        flat = xp.reshape(full, tuple(s))
+        if self.padded:
+            index = (slice(None),) * self.axis + (slice(0, self.length),)
+            flat = flat[index]
+        return flat
+
+
+def blocking_for(x: Array, fmt: Any) -> Blocking:
+    """The :class:`Blocking` of a blocked format on array ``x`` (validates the axis)."""
+    axis = normalize_axis(x.ndim, fmt.axis, fmt)
+    return Blocking(tuple(int(d) for d in x.shape), axis, fmt.block_size)
