@@ -37,10 +37,15 @@ _EXPORTS = {
     "parse_logic": "dmxnum.logics",
 }
 
+# submodules importable as attributes (``dmxnum.reference.cast``)
+_SUBMODULES = ("reference", "testing", "flax", "config", "kernels")
+
 __all__ = sorted(_EXPORTS) + ["formats", "errors"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"dmxnum.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'dmxnum' has no attribute {name!r}")

@@ -28,11 +28,13 @@ class FixedPoint(Format):
         check_range("XP width n", self.bits, 2, 25)
         if not isinstance(self.frac, int) or isinstance(self.frac, bool):
             raise FormatParameterError(f"XP fraction bits f must be an integer, got {self.frac!r}")
-        # every value k * 2^-f must be an exact finite float32
-        if self.frac > 149 or self.bits - 1 - self.frac > 127:
+        # every value k * 2^-f must be an exact finite float32: the largest
+        # magnitude is 2^(n-1) * 2^-f (asymmetric) or (2^(n-1) - 1) * 2^-f
+        top = 128 if (self.symmetric and self.clamp) else 127
+        if self.frac > 149 or self.bits - 1 - self.frac > top:
             raise FormatParameterError(
                 f"XP[{self.bits},{self.frac}] has values that are not exact finite float32; "
-                f"for n = {self.bits} the fraction bits f must lie in {self.bits - 128}..149"
+                f"for n = {self.bits} the fraction bits f must lie in {self.bits - 1 - top}..149"
             )
         check_rounding(self.rounding)
 

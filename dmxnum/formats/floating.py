@@ -22,6 +22,19 @@ from .base import Format, check_range, check_rounding
 SCHEMES = ("S", "I", "E", "A")
 
 
+def bias_range(exp_bits: int, man_bits: int, scheme: str) -> tuple[int, int]:
+    """The inclusive range of biases ``b`` for which ``FP[s|e|m,b](..Z)`` stays in float32.
+
+    The largest exponent ``top - b`` must be ``<= 127`` and the smallest
+    subnormal ``2^(1-b-m)`` must be ``>= 2^-149`` (SPEC section 3), where
+    ``top`` is the largest exponent code holding finite values. The range is
+    empty (``low > high``) when no bias works (e.g. ``e = 8, m = 23``,
+    scheme ``E`` or ``A``).
+    """
+    top = (1 << exp_bits) - (1 if scheme in ("E", "A") else 2)
+    return top - 127, 150 - man_bits
+
+
 @dataclass(frozen=True)
 class FloatingPoint(Format):
     """``FP[signed|exp_bits|man_bits,bias](flush rounding scheme)``."""
@@ -53,9 +66,8 @@ class FloatingPoint(Format):
             )
         if self.scheme == "E" and self.man_bits == 0:
             raise FormatParameterError("FP scheme E needs m >= 1 (its NaN is the all-ones mantissa)")
-        if self.emax > 127 or self.emin - self.man_bits < -149:
-            lo = self.top_exponent_code - 127
-            hi = 150 - self.man_bits
+        lo, hi = bias_range(self.exp_bits, self.man_bits, self.scheme)
+        if not lo <= self.bias <= hi:
             raise FormatParameterError(
                 f"FP bias {self.bias} leaves float32 (largest exponent {self.emax} must be <= 127, "
                 f"smallest subnormal 2^{self.emin - self.man_bits} must be >= 2^-149); "
