@@ -283,6 +283,22 @@ def convert_like(a: Any, like: Array) -> Array:
     return torch.from_numpy(np.ascontiguousarray(host)).to(like.device)
 
 
+# ----------------------------------------------------------------------------- loops
+def repeat(steps: int, body: Callable[[tuple], tuple], state: tuple) -> tuple:
+    """Apply ``body`` to the tuple of arrays ``state`` ``steps`` times.
+
+    JAX: ``lax.fori_loop`` (one compiled loop body instead of ``steps``
+    unrolled copies); other backends: a Python loop.
+    """
+    if backend_name(state[0]) == "jax":
+        import jax
+
+        return jax.lax.fori_loop(0, steps, lambda _, st: body(st), state)
+    for _ in range(steps):
+        state = body(state)
+    return state
+
+
 # ----------------------------------------------------------------------------- rounding point
 def rounding_point(x: Array) -> Array:
     """Return ``x`` unchanged, as a value XLA cannot fuse into or rewrite around.

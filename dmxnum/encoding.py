@@ -58,7 +58,7 @@ def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | No
     A, SBFP with a scheme-A scaler) reject NaN inputs with ``ValueError`` in
     eager mode (under ``jax.jit`` those codes are unspecified).
     """
-    from .cast import cast
+    from .casting import cast
     from .formats.grammar import parse
 
     fmt = parse(fmt) if not isinstance(fmt, Format) else fmt

@@ -67,14 +67,15 @@ class Blocking:
 
     def spread(self, xp: Any, per_block: Array) -> Array:
         """Broadcast a per-block array back to the elements (original shape)."""
-        full = xp.broadcast_to(per_block, self.grouped_shape())
-        s = list(self.shape)
-        s[self.axis] = self.nblocks * self.block
-        flat = xp.reshape(full, tuple(s))
         if self.padded:
-            index = (slice(None),) * self.axis + (slice(0, self.length),)
-            flat = flat[index]
-        return flat
+            # gather by block index (a broadcast + reshape + slice of the padded
+            # layout is miscompiled by torch.compile/inductor on CPU)
+            per_block = xp.squeeze(per_block, axis=self.axis + 1)
+            kw = {"device": per_block.device} if B.backend_name(per_block) == "torch" else {}
+            index = xp.arange(self.length, **kw) // self.block
+            return xp.take(per_block, index, axis=self.axis)
+        full = xp.broadcast_to(per_block, self.grouped_shape())
+        return xp.reshape(full, self.shape)
 
 
 def blocking_for(x: Array, fmt: Any) -> Blocking:

@@ -33,14 +33,17 @@ def div_by_int_f32_bits(xp: Any, p: I.Parts, divisor: int) -> Array:
     steps = 26 + divisor.bit_length()  # enough for q >= 2^25 from any sig >= 1
     q = p.sig // divisor
     r = p.sig - q * divisor
-    shift = xp.zeros_like(q)
-    for _ in range(steps):
+
+    def step(state: tuple) -> tuple:
+        q, r, shift = state
         grow = q < (1 << 25)
         r2 = r * 2
         bit = r2 >= divisor
         q = xp.where(grow, q * 2 + xp.astype(bit, q.dtype), q)
         r = xp.where(grow, r2 - xp.where(bit, divisor, 0), r)
-        shift = shift + xp.astype(grow, shift.dtype)
+        return q, r, shift + xp.astype(grow, shift.dtype)
+
+    q, r, shift = B.repeat(steps, step, (q, r, xp.zeros_like(q)))
     sticky = r != 0
     # |x| / divisor = (q + frac) * 2^(e - shift), q in [2^25, 2^26) (or 0 for x = 0)
     exp = p.e - shift

@@ -1,0 +1,99 @@
+"""``dmxnum.cast``: cast an array to a format, on NumPy, JAX or PyTorch."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from . import _backend as B
+from .formats.base import Format
+from .formats.same import Same
+
+Array = Any
+GRADIENTS = ("ste", "clip")
+
+
+def cast(
+    x: Array,
+    fmt: Format | str,
+    key: Any = None,
+    random_bits: Array | None = None,
+    *,
+    gradient: str = "ste",
+) -> Array:
+    """Cast ``x`` to ``fmt`` and return an array of ``x``'s kind and dtype.
+
+    ``fmt`` is a format value or its shorthand string. float16, bfloat16,
+    float32 and float64 inputs are first converted to float32 (RNE); the
+    format's exact semantics (SPEC section 3) apply to that float32 value and
+    the result is returned in the input's dtype (a final RNE conversion for
+    float16/bfloat16). ``SAME`` returns ``x`` itself. Stochastic formats need
+    ``key`` (int seed, JAX key, NumPy ``Generator`` or ``torch.Generator``) or
+    ``random_bits`` (uint32, ``x``'s shape); deterministic formats ignore both.
+
+    Gradients: ``gradient="ste"`` (default) passes the gradient through
+    unchanged (straight-through estimator); ``gradient="clip"`` zeroes it
+    where ``|x|`` exceeds the format's largest finite value (where clamping or
+    saturation, not rounding, decided the result).
+
+    On JAX the whole kernel is one ``jax.jit``-compiled function (cached per
+    format), also when called eagerly. Raises ``TypeError`` for integer/bool
+    inputs and ``ValueError`` for malformed shorthands, bad axes or missing
+    randomness.
+    """
+    from .formats.grammar import parse
+
+    fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
+    if isinstance(fmt, Same):
+        return x
+    B.check_float(x)
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    if getattr(fmt, "blocked", False):
+        from .kernels.blocks import normalize_axis
+
+        normalize_axis(x.ndim, fmt.axis, fmt)
+    words = B.resolve_words(x, key, random_bits) if fmt.stochastic else None
+    if B.backend_name(x) == "jax":
+        return _jax_cast(fmt, gradient)(x, words)
+    run = functools.partial(_cast_any_dtype, fmt=fmt, words=words)
+    return B.with_straight_through(run, x, _grad_mask(fmt, gradient, B.namespace(x)))
+
+
+def _cast_any_dtype(v: Array, fmt: Format, words: Array | None) -> Array:
+    from .kernels.dispatch import cast_float32
+
+    v32 = B.to_float32(v)
+    y = cast_float32(v32, fmt, words)
+    return y if v32 is v or v32.dtype == v.dtype else B.to_dtype_like(y, v)
+
+
+def _grad_mask(fmt: Format, gradient: str, xp: Any) -> Callable[[Array], Array] | None:
+    limit = getattr(fmt, "max_value", None)
+    if gradient != "clip" or limit is None:
+        return None
+    return lambda v: xp.abs(v) <= limit
+
+
+@functools.lru_cache(maxsize=512)
+def _jax_cast(fmt: Format, gradient: str) -> Callable[[Array, Array | None], Array]:
+    """A jitted ``(x, words) -> cast`` with a straight-through (or clipped) VJP."""
+    import jax
+    import jax.numpy as jnp
+
+    mask = _grad_mask(fmt, gradient, jnp)
+
+    @jax.custom_vjp
+    def run(v, words):
+        return _cast_any_dtype(v, fmt, words)
+
+    def fwd(v, words):
+        return _cast_any_dtype(v, fmt, words), (v if mask is not None else None)
+
+    def bwd(saved, g):
+        if mask is not None:
+            g = jnp.where(mask(saved), g, jnp.zeros_like(g))
+        return (g, None)
+
+    run.defvjp(fwd, bwd)
+    return jax.jit(run)
