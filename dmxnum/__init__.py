@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first use, so that the
 # core stays importable without JAX or PyTorch installed)
 _EXPORTS = {
-    "cast": "dmxnum.cast",
+    "cast": "dmxnum.casting",
     "parse": "dmxnum.formats.grammar",
     "encode": "dmxnum.encoding",
     "decode": "dmxnum.encoding",

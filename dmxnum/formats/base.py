@@ -52,6 +52,6 @@ class Format:
 
     def __call__(self, x: Any, key: Any = None, random_bits: Any = None) -> Any:
         """Cast ``x`` to this format; same as ``dmxnum.cast(x, self, ...)``."""
-        from ..cast import cast
+        from ..casting import cast
 
         return cast(x, self, key=key, random_bits=random_bits)
