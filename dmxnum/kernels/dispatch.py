@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import _backend as B
 from ..formats.block import BlockFloatingPoint, MXInt
 from ..formats.fixed import FixedPoint
@@ -26,6 +28,15 @@ def cast_float32(x: Array, fmt: Any, words: Array | None = None) -> Array:
 
             normalize_axis(x.ndim, fmt.axis, fmt)
         return x
+    if words is None:
+        from .fastpath import fast_path
+
+        path = fast_path(x, fmt)
+        if path is not None:
+            with np.errstate(all="ignore"):  # Inf/NaN arithmetic is intended here
+                out = path(xp, x)
+            if out is not None:
+                return out
     p = I.split(xp, B.f32_to_i32(x))
     if isinstance(fmt, FloatingPoint):
         out = _floating(xp, p, fmt, words)
