@@ -15,3 +15,4 @@ __all__ = ["cast", "round_to_float32"]
 
 # sparsity and logics helpers: add one import line each below
 from . import sparsity  # noqa: E402,F401  (dmxnum.reference.sparsity.mask / sparsify / is_sparse / compress_nm / decompress_nm)
+from . import logics  # noqa: E402,F401  (dmxnum.reference.logics.approximate / softmax / gelu / layernorm / exp / recip / rsqrt)

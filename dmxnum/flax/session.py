@@ -1,0 +1,510 @@
+"""The apply-time machinery: module interception and functional-op hooks.
+
+While a wrapped model runs (``Model.init`` / ``apply`` / ``trace``), a
+:class:`Session` is the innermost entry of a thread-local stack. Two hooks
+consult it:
+
+* a Flax method interceptor (``flax.linen.intercept_methods``) keeps a stack
+  of frames (the module path of every running module method) and applies a
+  module's input, approximation, accumulation, bias-add and output slots
+  around its ``__call__``;
+* the functional ops of :data:`~dmxnum.flax.registry.ACTIVATION_OPS` (in
+  ``jax.nn``, ``flax.linen`` and ``flax.linen.activation``), Flax's
+  ``dot_product_attention`` and ``jax.numpy.matmul`` are replaced, *only for
+  the duration of the call*, by thin hooks that name each call
+  ``<module path>.<op>_<i>`` (``i`` counts that op's calls in the module
+  method's own body, from 0) and apply its slots.
+
+Hooks are inert whenever no session is active on the current thread (they
+call the original function), so another thread that runs JAX code during the
+swap computes exactly what it would have. Everything happens while Python
+runs, i.e. at trace time under ``jax.jit``: the compiled function holds the
+casts and nothing of this module. The hooks contain no numerics: they call
+``dmxnum.cast``, ``dmxnum.approximate`` and the original functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import MissingRandomnessError
+from ..formats.same import Same
+from . import registry
+from .layouts import translate
+
+_local = threading.local()
+
+
+def current() -> "Session | None":
+    """The innermost active session of this thread, or None."""
+    stack = getattr(_local, "stack", None)
+    return stack[-1] if stack else None
+
+
+@dataclass
+class Frame:
+    """One running module method: its dotted path and its per-op call counters."""
+
+    name: str
+    owner: tuple[int, str] = (0, "")  # (id of the module, method name)
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class Record:
+    """A configurable name seen during a run.
+
+    ``cls``: the class (or op) name given to the configuration; ``kind``;
+    ``path``: the Flax module path (None for functional ops); ``info``: the
+    module's :class:`~dmxnum.flax.registry.ModuleInfo` (None for ops);
+    ``spatial``: spatial dimensions of a convolution, or the number of input
+    axes of a ``DenseGeneral`` kernel; ``op``: the op name.
+    """
+
+    cls: str
+    kind: str
+    path: tuple[str, ...] | None = None
+    info: registry.ModuleInfo | None = None
+    spatial: int | None = None
+    op: str | None = None
+
+
+def _is_float_array(x: Any) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray)) and jnp.issubdtype(x.dtype, jnp.floating)
+
+
+def _is_none_logic(spec: Any) -> bool:
+    return spec is None or str(spec) == "NONE"
+
+
+class Session:
+    """State of one wrapped run: configuration, records, frames, randomness.
+
+    ``config``: canonical name -> {slot: value} (empty while only recording);
+    ``records``: the dict to record names into (shared with the model);
+    ``key``: the ``dmx`` rng key or None; ``biases``: effective biases of
+    modules whose accumulation is cast before the bias add (name -> array).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, dict[str, Any]],
+        records: dict[str, Record],
+        key: Any = None,
+        biases: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.records = records
+        self.key = key
+        self.biases = biases or {}
+        self.frames: list[Frame] = []
+        self.suspended = 0
+        self._draws: dict[tuple[str, str], int] = defaultdict(int)
+
+    # ------------------------------------------------------------------ casts
+    def key_for(self, name: str, slot: str) -> Any:
+        """A fresh key for the ``slot`` cast of ``name``: ``fold_in(dmx key, crc32(name|slot|n))``.
+
+        ``n`` counts the draws of that name and slot in this run. Raises
+        ``MissingRandomnessError`` when the run has no ``dmx`` key.
+        """
+        if self.key is None:
+            raise MissingRandomnessError(
+                f"{name}: {slot} rounds stochastically and needs randomness; pass "
+                "rngs={'dmx': jax.random.key(seed)} to model.apply"
+            )
+        n = self._draws[(name, slot)]
+        self._draws[(name, slot)] = n + 1
+        data = zlib.crc32(f"{name}|{slot}|{n}".encode()) & 0x7FFFFFFF
+        return jax.random.fold_in(self.key, data)
+
+    def cast(self, x: Any, fmt: Any, layout: str, name: str, slot: str, spatial: int | None = None) -> Any:
+        """``dmxnum.cast`` of ``x`` with the block axis moved from PyTorch to Flax layout.
+
+        ``None``/``SAME`` formats and non-float arrays return ``x`` itself.
+        """
+        if fmt is None or isinstance(fmt, Same) or not _is_float_array(x):
+            return x
+        import dmxnum
+
+        x = jnp.asarray(x)  # a NumPy input becomes the JAX array the module computes with
+        fmt = translate(fmt, x.ndim, layout, spatial)
+        key = self.key_for(name, slot) if fmt.stochastic else None
+        self.suspended += 1  # whatever the core calls is not a model op
+        try:
+            return dmxnum.cast(x, fmt, key=key)
+        finally:
+            self.suspended -= 1
+
+    def approximate(self, x: Any, spec: Any, **kwargs: Any) -> Any:
+        """``dmxnum.approximate(x, spec, **kwargs)`` (calls inside it are not named)."""
+        import dmxnum
+
+        self.suspended += 1
+        try:
+            return dmxnum.approximate(x, spec, **kwargs)
+        finally:
+            self.suspended -= 1
+
+
+# ---------------------------------------------------------------------- module interception
+def _interceptor(next_fun: Callable, args: tuple, kwargs: dict, context: Any) -> Any:
+    s = current()
+    if s is None or context.method_name == "setup":
+        return next_fun(*args, **kwargs)
+    module = context.module
+    owner = (id(module), context.method_name)
+    if s.frames and s.frames[-1].owner == owner:
+        # a subclass's method calling super().<same method>: one call, handled once
+        return next_fun(*args, **kwargs)
+    path = tuple(module.path)
+    name = ".".join(path)
+    if context.method_name == "__call__" and path:
+        _record_module(s, name, path, module)
+    s.frames.append(Frame(name, owner))
+    try:
+        slots = s.config.get(name) if context.method_name == "__call__" and path else None
+        if not slots:
+            return next_fun(*args, **kwargs)
+        return _apply_module(s, name, module, slots, next_fun, args, kwargs)
+    finally:
+        s.frames.pop()
+
+
+def _spatial(module: Any) -> int | None:
+    ks = getattr(module, "kernel_size", None)
+    if ks is None:
+        return None
+    return 1 if isinstance(ks, int) else len(tuple(ks))
+
+
+def _record_module(s: Session, name: str, path: tuple[str, ...], module: Any) -> None:
+    if name in s.records:
+        return
+    cls, info = registry.module_info(type(module))
+    spatial = _spatial(module) if info.kind in ("conv", "conv_transpose") else None
+    if info.weight_layout == "dense_general_weight":
+        axis = module.axis
+        spatial = 1 if isinstance(axis, int) else len(tuple(axis))
+    s.records[name] = Record(registry.instance_name(cls, spatial), info.kind, path, info, spatial)
+
+
+def _apply_module(s: Session, name: str, module: Any, slots: dict, next_fun, args, kwargs) -> Any:
+    rec = s.records[name]
+    info = rec.info or registry.ModuleInfo("module")
+    layout, spatial = info.act_layout, rec.spatial
+    args = list(args)
+    if args:
+        args[0] = s.cast(args[0], slots.get("input_format"), layout, name, "input_format", spatial)
+    approx = slots.get("approximation_function")
+    accum = slots.get("accum_format")
+    if info.kind == "layer_norm" and not _is_none_logic(approx):
+        y = _layer_norm_logic(s, module, args[0], approx, name)
+    elif info.kind in ("softmax", "gelu") and not _is_none_logic(approx):
+        if info.kind == "softmax":
+            y = s.approximate(args[0], approx, axis=int(getattr(module, "axis", -1)))
+        else:
+            y = s.approximate(args[0], approx)
+    elif info.kind in registry.PRODUCT_KINDS and accum is not None and not isinstance(accum, Same):
+        y = next_fun(*args, **kwargs)
+        y = s.cast(y, accum, layout, name, "accum_format", spatial)
+        bias = s.biases.get(name)
+        if bias is not None:
+            y = y + bias.astype(y.dtype)
+    else:
+        y = next_fun(*args, **kwargs)
+    return s.cast(y, slots.get("output_format"), layout, name, "output_format", spatial)
+
+
+def _layer_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -> Any:
+    from ..errors import ConfigError
+
+    axes = module.reduction_axes
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    if tuple(a % x.ndim for a in axes) != (x.ndim - 1,):
+        raise ConfigError(
+            f"{name}: approximation_function {approx} needs a LayerNorm over the last axis "
+            f"(reduction_axes=-1), got reduction_axes={module.reduction_axes}"
+        )
+    params = module.variables.get("params", {})
+    weight = params.get("scale") if module.use_scale else None
+    bias = params.get("bias") if module.use_bias else None
+    return s.approximate(x, approx, normalized_shape=x.shape[-1:], weight=weight, bias=bias)
+
+
+# ---------------------------------------------------------------------- functional ops
+def _op_name(s: Session, op: str) -> str:
+    frame = s.frames[-1]
+    i = frame.counts[op]
+    frame.counts[op] = i + 1
+    return f"{frame.name}.{op}_{i}" if frame.name else f"{op}_{i}"
+
+
+def _opaque(s: Session, call: Callable[[], Any]) -> Any:
+    """Run a hooked op's original: calls inside it are not named (it is one op)."""
+    s.suspended += 1
+    try:
+        return call()
+    finally:
+        s.suspended -= 1
+
+
+def _record_op(s: Session, name: str, info: registry.OpInfo) -> None:
+    if name not in s.records:
+        s.records[name] = Record(info.op, info.kind, op=info.op)
+
+
+def _activation_hook(orig: Callable, info: registry.OpInfo) -> Callable:
+    @functools.wraps(orig)
+    def hook(x, *args, **kwargs):
+        s = current()
+        if s is None:
+            return orig(x, *args, **kwargs)
+        if s.suspended or not s.frames:
+            return orig(x, *args, **kwargs)
+        name = _op_name(s, info.op)
+        _record_op(s, name, info)
+        slots = s.config.get(name)
+        if not slots:
+            return _opaque(s, lambda: orig(x, *args, **kwargs))
+        s.suspended += 1
+        try:
+            x = s.cast(x, slots.get("input_format"), "features", name, "input_format")
+            approx = slots.get("approximation_function")
+            if _is_none_logic(approx):
+                y = orig(x, *args, **kwargs)
+            else:
+                import dmxnum
+
+                if info.kind == "softmax":
+                    y = dmxnum.approximate(x, approx, axis=_softmax_axis(name, args, kwargs))
+                else:
+                    y = dmxnum.approximate(x, approx)
+            return s.cast(y, slots.get("output_format"), "features", name, "output_format")
+        finally:
+            s.suspended -= 1
+
+    hook.__dmx_hook__ = True  # type: ignore[attr-defined]
+    return hook
+
+
+def _softmax_axis(name: str, args: tuple, kwargs: dict) -> int:
+    from ..errors import ConfigError
+
+    axis = kwargs.get("axis", args[0] if args else -1)
+    if isinstance(axis, (tuple, list)):
+        if len(axis) != 1:
+            raise ConfigError(f"{name}: a softmax approximation needs one axis, got axis={axis}")
+        axis = axis[0]
+    return int(axis)
+
+
+_SOFTMAX = jax.nn.softmax  # the original, captured before any swap
+
+
+def _attention_decomposed(s: Session, name: str, q, k, v, call: dict, approx: Any, accum: Any) -> Any:
+    """Attention as its decomposition, in the PyTorch frontend's order.
+
+    ``scores = accum(q . k^T) * scale`` (``scale = fl32(1/sqrt(D))`` unless
+    given), ``+ bias``, causal / boolean masks (masked scores become the
+    dtype's most negative finite value, as Flax does), ``softmax`` (or the
+    approximation) over the key axis, Flax-style dropout when it is active,
+    ``out = accum(p . v)``. ``q, k, v``: ``(..., T, H, D)``.
+    """
+    import math
+
+    import dmxnum
+
+    from ..errors import ConfigError
+
+    unsupported = [
+        arg for arg in ("query_seq_lengths", "key_value_seq_lengths", "local_window_size")
+        if call.get(arg) is not None
+    ]
+    if unsupported or k.shape[-2] != q.shape[-2]:
+        what = ", ".join(unsupported) or "grouped key/value heads"
+        raise ConfigError(
+            f"{name}: an approximation_function or accum_format computes attention as its "
+            f"decomposition, which does not support {what}; configure input/multiplier/output only"
+        )
+    dtype = q.dtype
+    scale = call.get("scale")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = jnp.einsum("...qhd,...khd->...hqk", q, k, precision=call.get("precision"))
+    scores = s.cast(scores, accum, "features", name, "accum_format") * jnp.asarray(scale, dtype)
+    bias = call.get("bias")
+    if bias is not None:
+        scores = scores + bias
+    big_neg = jnp.finfo(dtype).min
+    if call.get("is_causal", False):
+        tq, tk = scores.shape[-2], scores.shape[-1]
+        scores = jnp.where(jnp.tril(jnp.ones((tq, tk), bool)), scores, big_neg)
+    mask = call.get("mask")
+    if mask is not None:
+        scores = jnp.where(mask, scores, big_neg)
+    if _is_none_logic(approx):
+        probs = _SOFTMAX(scores, axis=-1)
+    else:
+        probs = dmxnum.approximate(scores, approx, axis=-1).astype(dtype)
+    rate = call.get("dropout_rate", 0.0)
+    if not call.get("deterministic", True) and rate > 0.0:
+        keep_prob = 1.0 - rate
+        shape = probs.shape
+        if call.get("broadcast_dropout", True):
+            shape = (1,) * (k.ndim - 2) + probs.shape[-2:]
+        keep = jax.random.bernoulli(call["dropout_rng"], keep_prob, shape)
+        probs = probs * (keep.astype(dtype) / jnp.asarray(keep_prob, dtype))
+    out = jnp.einsum("...hqk,...khd->...qhd", probs, v, precision=call.get("precision"))
+    return s.cast(out, accum, "attention", name, "accum_format")
+
+
+def _attention_hook(orig: Callable) -> Callable:
+    import inspect
+
+    info = registry.ATTENTION_OP
+    signature = inspect.signature(orig)
+
+    @functools.wraps(orig)
+    def hook(*args, **kwargs):
+        s = current()
+        if s is None or s.suspended or not s.frames:
+            return orig(*args, **kwargs)
+        name = _op_name(s, info.op)
+        _record_op(s, name, info)
+        slots = s.config.get(name)
+        if not slots:
+            return _opaque(s, lambda: orig(*args, **kwargs))
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        call = dict(bound.arguments)
+        call.update(call.pop("kwargs", {}) or {})
+        q = s.cast(call["query"], slots.get("input_format"), "attention", name, "input_format")
+        mult = slots.get("multiplier_format")
+        k = s.cast(call["key"], mult, "attention", name, "multiplier_format")
+        v = s.cast(call["value"], mult, "attention", name, "multiplier_format")
+        approx, accum = slots.get("approximation_function"), slots.get("accum_format")
+        if isinstance(accum, Same):
+            accum = None
+        s.suspended += 1
+        try:
+            if _is_none_logic(approx) and accum is None:
+                call.update(query=q, key=k, value=v)
+                y = orig(**call)
+            else:
+                y = _attention_decomposed(s, name, q, k, v, call, approx, accum)
+        finally:
+            s.suspended -= 1
+        return s.cast(y, slots.get("output_format"), "attention", name, "output_format")
+
+    hook.__dmx_hook__ = True  # type: ignore[attr-defined]
+    return hook
+
+
+def _matmul_hook(orig: Callable) -> Callable:
+    info = registry.MATMUL_OP
+
+    @functools.wraps(orig)
+    def hook(a, b, *args, **kwargs):
+        s = current()
+        if s is None or s.suspended or not s.frames:
+            return orig(a, b, *args, **kwargs)
+        name = _op_name(s, info.op)
+        _record_op(s, name, info)
+        slots = s.config.get(name)
+        if not slots:
+            return _opaque(s, lambda: orig(a, b, *args, **kwargs))
+        a = s.cast(a, slots.get("input_format"), "features", name, "input_format")
+        b = s.cast(b, slots.get("multiplier_format"), "features", name, "multiplier_format")
+        s.suspended += 1
+        try:
+            y = orig(a, b, *args, **kwargs)
+        finally:
+            s.suspended -= 1
+        return s.cast(y, slots.get("output_format"), "features", name, "output_format")
+
+    hook.__dmx_hook__ = True  # type: ignore[attr-defined]
+    return hook
+
+
+def _build_patches() -> list[tuple[Any, str, Callable, Callable]]:
+    """(namespace, attribute, original, hook) for every hooked function."""
+    import flax.linen.activation as fla
+    import flax.linen.attention as flat
+
+    hooks: dict[int, Callable] = {}
+    patches = []
+
+    def add(ns: Any, attr: str, make: Callable[[Callable], Callable]) -> None:
+        orig = getattr(ns, attr, None)
+        if orig is None or getattr(orig, "__dmx_hook__", False):
+            return
+        hook = hooks.get(id(orig))
+        if hook is None:
+            hook = hooks[id(orig)] = make(orig)
+        patches.append((ns, attr, orig, hook))
+
+    for attr, info in registry.ACTIVATION_OPS.items():
+        for ns in (jax.nn, nn, fla):
+            add(ns, attr, lambda f, info=info: _activation_hook(f, info))
+    for ns in (nn, flat, jax.nn):
+        add(ns, "dot_product_attention", _attention_hook)
+    add(jnp, "matmul", _matmul_hook)
+    return patches
+
+
+_PATCHES: list | None = None
+_lock = threading.Lock()
+_installed = 0
+
+
+class active:
+    """Context manager: push ``session`` and install the functional hooks.
+
+    The hooks are swapped into their namespaces when the first session of the
+    process starts and swapped back when the last one ends (reference
+    counted, so nested and concurrent runs are safe); the Flax method
+    interceptor is registered for the duration.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._intercept = nn.intercept_methods(_interceptor)
+
+    def __enter__(self) -> Session:
+        global _installed, _PATCHES
+        with _lock:
+            if _PATCHES is None:
+                _PATCHES = _build_patches()
+            if _installed == 0:
+                for ns, attr, _, hook in _PATCHES:
+                    setattr(ns, attr, hook)
+            _installed += 1
+        stack = getattr(_local, "stack", None)
+        if stack is None:
+            stack = _local.stack = []
+        stack.append(self.session)
+        self._intercept.__enter__()
+        return self.session
+
+    def __exit__(self, *exc: Any) -> None:
+        global _installed
+        try:
+            self._intercept.__exit__(*exc)
+        finally:
+            _local.stack.pop()
+            with _lock:
+                _installed -= 1
+                if _installed == 0:
+                    for ns, attr, orig, _ in reversed(_PATCHES or []):
+                        setattr(ns, attr, orig)
