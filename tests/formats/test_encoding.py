@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import dmxnum
 from dmxnum.formats import FixedPoint, FloatingPoint, ScaledBFP
@@ -25,9 +25,21 @@ def _has_nan_code(fmt) -> bool:
     return True
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @given(data=st.data())
 def test_decode_encode_equals_cast(backend: str, data: st.DataObject) -> None:
+    _check_round_trip(backend, data)
+
+
+# JAX's encode runs op by op (its eager NaN checks need concrete values), so
+# every new shape compiles each primitive: fewer examples, same property.
+@settings(max_examples=40)
+@given(data=st.data())
+def test_decode_encode_equals_cast_jax(data: st.DataObject) -> None:
+    _check_round_trip("jax", data)
+
+
+def _check_round_trip(backend: str, data: st.DataObject) -> None:
     fmt = data.draw(formats(roundings="NUDZ"), label="fmt")
     if isinstance(fmt, FixedPoint) and not fmt.clamp:
         fmt = FixedPoint(fmt.bits, fmt.frac, True, fmt.symmetric, fmt.rounding)

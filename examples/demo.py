@@ -1,0 +1,34 @@
+"""The main demo (``make demo``): every capability on real data, in one run.
+
+1. formats: cast digits images and a trained weight into many formats;
+2. sparsity: prune a trained weight 2:4 / 4:8;
+3. logics: approximated softmax / GELU / layer norm on real activations;
+4. PyTorch: a digits CNN and the real all-MiniLM-L6-v2 under the example configs;
+5. Flax: the same digits CNN in Flax under the same config files.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from examples import demo_flax, demo_formats, demo_logics, demo_sparsity, demo_torch  # noqa: E402
+
+SECTIONS = [
+    ("Formats", demo_formats.run),
+    ("Sparsity", demo_sparsity.run),
+    ("Logics", demo_logics.run),
+    ("PyTorch frontend", demo_torch.run),
+    ("Flax frontend", demo_flax.run),
+]
+
+if __name__ == "__main__":
+    for title, fn in SECTIONS:
+        start = time.perf_counter()
+        print(f"\n{'=' * 20} {title} {'=' * 20}", flush=True)
+        fn()
+        print(f"({time.perf_counter() - start:.1f} s)", flush=True)
