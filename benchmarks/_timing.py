@@ -29,3 +29,24 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def interleaved_ratio(fn: Callable[[], Any], base: Callable[[], Any], rounds: int = 9, sync: Callable[[Any], Any] | None = None) -> float:
+    """Median over ``rounds`` of ``time(fn) / time(base)``, the two timed back to back.
+
+    Timing each candidate right next to its baseline cancels most of the
+    load changes of a shared machine, which single medians do not.
+    """
+    sync = sync or (lambda r: r)
+    for _ in range(2):
+        sync(fn())
+        sync(base())
+    ratios = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        sync(base())
+        t1 = time.perf_counter()
+        sync(fn())
+        t2 = time.perf_counter()
+        ratios.append((t2 - t1) / (t1 - t0))
+    return statistics.median(ratios)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_seconds, table  # noqa: E402
+from _timing import interleaved_ratio, median_seconds, table  # noqa: E402
 
 FORMATS = [
     "FP16", "BF16", "FP8_E4M3FN", "FP4_E2M1", "FP[1|5|2,15](_S)",
@@ -67,16 +67,17 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
         stochastic = dmxnum.parse(fmt).stochastic
         jit_fn = jax.jit(lambda v, w, f=fmt: dmxnum.cast(v, f, random_bits=w))
         wjj, wtt = (wj, wt) if stochastic else (None, None)
-        t_jit = median_seconds(lambda: jit_fn(xj, wjj), sync=ready)
-        t_eager = median_seconds(lambda: dmxnum.cast(xt, fmt, random_bits=wtt), repeats=5)
+        r_jit = interleaved_ratio(lambda: jit_fn(xj, wjj), lambda: twice_jit(xj), sync=ready)
+        r_eager = interleaved_ratio(lambda: dmxnum.cast(xt, fmt, random_bits=wtt), lambda: xt * 2, rounds=5)
         torch._dynamo.reset()
         comp = torch.compile(_caster(dmxnum, fmt), dynamic=False)
-        t_comp = median_seconds(lambda: comp(xt, wtt), repeats=7)
-        rows.append([f"`{fmt}`", f"{t_jit / base_jit:.2f}", f"{t_comp / base_compile:.2f}", f"{t_eager / base_eager:.1f}"])
+        r_comp = interleaved_ratio(lambda: comp(xt, wtt), lambda: twice(xt))
+        rows.append([f"`{fmt}`", f"{r_jit:.2f}", f"{r_comp:.2f}", f"{r_eager:.1f}"])
         print(rows[-1], flush=True)
     print(f"\n{n} float32 values; baselines: jit x*2 {base_jit*1e3:.2f} ms, torch.compile x*2 "
           f"{base_compile*1e3:.2f} ms, eager x*2 {base_eager*1e3:.2f} ms")
-    print(f"random words: jax.random.bits {draw_jax/base_jit:.1f}x jit x*2; torch.randint {draw_torch/base_eager:.1f}x eager x*2\n")
+    print(f"random words (not included above): jax.random.bits {draw_jax/base_jit:.1f}x jit x*2; "
+          f"torch.randint {draw_torch/base_eager:.1f}x eager x*2\n")
     print(table(rows, ["format", "jax.jit / x*2", "torch.compile / x*2", "torch eager / x*2"]))
     return rows
 

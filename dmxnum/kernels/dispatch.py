@@ -33,10 +33,18 @@ def cast_float32(x: Array, fmt: Any, words: Array | None = None) -> Array:
 
         path = fast_path(x, fmt)
         if path is not None:
-            with np.errstate(all="ignore"):  # Inf/NaN arithmetic is intended here
+            if B.backend_name(x) == "numpy":
+                with np.errstate(all="ignore"):  # Inf/NaN arithmetic is intended here
+                    out = path(xp, x)
+            else:
                 out = path(xp, x)
             if out is not None:
                 return out
+    return integer_path(xp, x, fmt, words)
+
+
+def integer_path(xp: Any, x: Array, fmt: Any, words: Array | None) -> Array:
+    """The exact integer pipeline for ``fmt`` on float32 ``x`` (every backend)."""
     p = I.split(xp, B.f32_to_i32(x))
     if isinstance(fmt, FloatingPoint):
         out = _floating(xp, p, fmt, words)

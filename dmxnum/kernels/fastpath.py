@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import _backend as B
 from ..formats.block import BlockFloatingPoint, MXInt
 from ..formats.fixed import FixedPoint
@@ -34,13 +36,20 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     normal lies below float32's.
     """
     name = B.backend_name(x)
-    if name not in ("numpy", "torch") or B.is_tracing(x):
-        return None
+    if name == "jax":
+        return _jax_path(fmt)
+    if B.is_tracing(x):
+        return _compiled_path(fmt)
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
     rounding = getattr(fmt, "rounding", "N")
     if rounding not in ("N", "Z"):
         return None
+    native = native_dtype(fmt, name)
+    if native is not None:
+        return lambda xp, v: _convert_through(xp, v, fmt, native)
+    if isinstance(fmt, MXFloat) and native_dtype(fmt.element, name) is not None:
+        return lambda xp, v: _mxfp_native(xp, v, fmt, native_dtype(fmt.element, name))
     if isinstance(fmt, FloatingPoint) and fmt.emin >= -126 and fmt.man_bits - fmt.emin <= 127:
         return lambda xp, v: _floating(xp, v, fmt)
     if isinstance(fmt, FixedPoint):
@@ -50,6 +59,177 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     if isinstance(fmt, MXFloat):
         return lambda xp, v: _mxfp(xp, v, fmt)
     return None
+
+
+def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
+    """Paths valid under ``torch.compile`` (inductor on CPU keeps IEEE products,
+    subnormals and ``round``, but drops float16/bfloat16 round trips, so no
+    native-dtype path), without data-dependent branches."""
+    if isinstance(fmt, MXInt):
+        fmt = fmt.as_bfp
+    if getattr(fmt, "rounding", "N") not in ("N", "Z"):
+        return None
+    if isinstance(fmt, FloatingPoint) and fmt.emin >= -126 and fmt.man_bits - fmt.emin <= 127:
+        return lambda xp, v: _floating(xp, v, fmt)
+    if isinstance(fmt, FixedPoint):
+        return lambda xp, v: _fixed(xp, v, fmt)
+    if isinstance(fmt, BlockFloatingPoint):
+        return lambda xp, v: _bfp(xp, v, fmt, two_step=True)
+    return None
+
+
+def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
+    """Float paths that stay exact under XLA on CPU, where float32 subnormal
+    operands read as zero and subnormal results flush to zero.
+
+    They apply when every quantum is at least ``2^-124``: then any subnormal
+    input or product is below half a quantum and rounds (N or Z) to a signed
+    zero anyway, and every nonzero result ``k * 2^qe`` is normal; products by
+    powers of two are exact, and no addition follows a product (no FMA). FP
+    and XP decide this from the format; blocked formats check every block's
+    quantum at run time (``lax.cond``) and otherwise take the integer pipeline.
+    """
+    if isinstance(fmt, MXInt):
+        fmt = fmt.as_bfp
+    if getattr(fmt, "rounding", "N") not in ("N", "Z"):
+        return None
+    if isinstance(fmt, FloatingPoint):
+        if fmt.emin - fmt.man_bits >= -124 and fmt.man_bits - fmt.emin <= 127 and fmt.man_bits > 0:
+            return lambda xp, v: _floating(xp, v, fmt)
+        return None
+    if isinstance(fmt, FixedPoint):
+        return (lambda xp, v: _fixed(xp, v, fmt)) if fmt.frac <= 124 else None
+    if isinstance(fmt, BlockFloatingPoint):
+        def safe(amax: Array) -> Array:
+            qe = xp_clip_shared(amax) - (fmt.man_bits - 2)
+            return (qe >= -124) | (amax == 0) | (amax >= 0x7F800000)
+
+        return lambda xp, v: _jax_guarded(xp, v, fmt, safe, lambda w, a: _bfp(xp, w, fmt, two_step=True, amax=a))
+    if isinstance(fmt, MXFloat):
+        el = fmt.element
+
+        def safe_mx(amax: Array) -> Array:
+            import jax.numpy as jnp
+
+            shared = jnp.maximum((amax >> 23) - 127 - fmt.element_emax, -127)
+            return (el.emin + shared - el.man_bits >= -124) | (amax == 0) | (amax >= 0x7F800000)
+
+        return lambda xp, v: _jax_guarded(xp, v, fmt, safe_mx, lambda w, a: _mxfp_jax(xp, w, fmt, amax=a))
+    return None
+
+
+def xp_clip_shared(amax: Array) -> Array:
+    """BFP shared exponent ``clamp(floor(log2 amax), -127, 127)`` from amax bits
+    (a subnormal amax has ``floor(log2) <= -127``)."""
+    import jax.numpy as jnp
+
+    return jnp.clip((amax >> 23) - 127, -127, 127)
+
+
+def _jax_guarded(xp: Any, x: Array, fmt: Any, safe: Callable[[Array], Array], fast: Callable[[Array], Array]) -> Array:
+    import jax
+
+    from .dispatch import integer_path
+
+    _, amax = _block_exponents(xp, x, fmt)
+    return jax.lax.cond(xp.all(safe(amax)), fast, lambda w, a: integer_path(xp, w, fmt, None), x, amax)
+
+
+def _mxfp_jax(xp: Any, x: Array, fmt: MXFloat, amax: Array | None = None) -> Array:
+    """MXFP float path for JAX (every block's element quantum >= 2^-124)."""
+    el = fmt.element
+    blocks, amax = _block_exponents(xp, x, fmt, amax)
+    shared = xp.maximum((amax >> 23) - 127 - fmt.element_emax, xp.full_like(amax, -127))
+    shared = xp.where(amax == 0, xp.zeros_like(shared), shared)
+    grouped = blocks.group(xp, x, 0)
+    lg = xp.minimum(_biased_exponent(xp, grouped), 254) - 127
+    qe = xp.maximum(lg, el.emin + shared) - el.man_bits
+    k = _round(xp, _scale(xp, grouped, -qe, two_step=True), el.rounding)
+    r = k * _pow2(xp, qe)
+    top = el.max_value * _pow2(xp, shared)
+    r = xp.minimum(xp.maximum(r, -top), top)
+    r = xp.where(amax >= 0x7F800000, xp.full_like(r, float("nan")), r)
+    return _ungroup(xp, r, blocks)
+
+
+# ----------------------------------------------------------------------------- native dtypes
+# (signed, e, m, bias) -> (dtype name, IEEE overflow to Inf on NumPy/ml_dtypes, ... on torch)
+_NATIVE = {
+    (5, 10, 15): ("float16", True, True),
+    (8, 7, 127): ("bfloat16", True, True),
+    (4, 3, 7): ("float8_e4m3fn", False, False),
+    (5, 2, 15): ("float8_e5m2", True, False),
+    (3, 2, 3): ("float6_e3m2fn", False, None),
+    (2, 3, 1): ("float6_e2m3fn", False, None),
+    (2, 1, 1): ("float4_e2m1fn", False, None),
+}
+
+
+def native_dtype(fmt: Any, backend: str) -> Any:
+    """A backend dtype whose RNE conversion equals ``fmt`` (after clamping to
+    ``±fmt.max_value`` for saturating schemes), or ``None``.
+
+    Conversions are exact IEEE round-to-nearest-even on these grids
+    (ml_dtypes on NumPy; PyTorch's own float16/bfloat16/float8 casts). Scheme
+    I needs the dtype's own overflow to Inf, which PyTorch's float8_e5m2 cast
+    lacks; OCP ``fn`` types have no Inf, so they serve saturating schemes
+    only. Tests prove every use against the reference.
+    """
+    if not isinstance(fmt, FloatingPoint) or fmt.rounding != "N" or fmt.flush or not fmt.signed:
+        return None
+    entry = _NATIVE.get((fmt.exp_bits, fmt.man_bits, fmt.bias))
+    if entry is None:
+        return None
+    name, ieee_np, ieee_torch = entry
+    if fmt.scheme == "I" and not (ieee_np if backend == "numpy" else ieee_torch):
+        return None
+    if fmt.scheme == "E" and name != "float8_e4m3fn":
+        return None
+    if name == "float8_e4m3fn" and fmt.scheme in ("I", "A"):
+        return None
+    if backend == "numpy":
+        import ml_dtypes
+
+        return np.dtype(name) if name == "float16" else np.dtype(getattr(ml_dtypes, name))
+    if ieee_torch is None:
+        return None
+    import torch
+
+    return getattr(torch, name)
+
+
+def _convert_through(xp: Any, x: Array, fmt: FloatingPoint, dtype: Any) -> Array:
+    """``fmt(x)`` as a round trip through a native dtype (clamped first unless IEEE)."""
+    v = x if fmt.scheme == "I" else xp.clip(x, -fmt.max_value, fmt.max_value)
+    y = _round_trip(v, dtype)
+    if fmt.scheme == "A" and bool(xp.any(xp.isnan(x))):
+        y = xp.where(xp.isnan(x), x, y)  # ml_dtypes turns NaN into -0 for FP6/FP4
+    return y
+
+
+def _round_trip(v: Array, dtype: Any) -> Array:
+    if B.backend_name(v) == "torch":
+        import torch
+
+        return v.to(dtype).to(torch.float32)
+    return v.astype(dtype).astype(np.float32)
+
+
+def _mxfp_native(xp: Any, x: Array, fmt: MXFloat, dtype: Any) -> Array:
+    """MXFP with the element cast as a native-dtype round trip: ``x * 2^-E`` is
+    exact unless it is a subnormal far below the element's smallest value,
+    where the element cast gives a signed zero either way."""
+    el = fmt.element
+    blocks, amax = _block_exponents(xp, x, fmt)
+    shared = xp.maximum((amax >> 23) - 127 - fmt.element_emax, xp.full_like(amax, -127))
+    shared = xp.where(amax == 0, xp.zeros_like(shared), shared)
+    grouped = blocks.group(xp, x, 0)
+    scaled = xp.clip(grouped * _pow2(xp, -shared), -el.max_value, el.max_value)
+    y = _round_trip(scaled, dtype) * _pow2(xp, shared)
+    nan_block = amax >= 0x7F800000
+    if bool(xp.any(nan_block)):
+        y = xp.where(nan_block, xp.full_like(y, float("nan")), y)
+    return _ungroup(xp, y, blocks)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -64,12 +244,14 @@ def _round(xp: Any, y: Array, rounding: str) -> Array:
     return xp.round(y) if rounding == "N" else xp.trunc(y)
 
 
-def _scale(xp: Any, v: Array, c: Array) -> Array:
-    """``v * 2^c`` for integer ``c`` in ``-149 .. 276``, as exact as float products allow."""
-    c1 = xp.clip(c, -149, 127)
+def _scale(xp: Any, v: Array, c: Array, two_step: bool | None = None) -> Array:
+    """``v * 2^c`` for integer ``c`` in ``-149 .. 276``, as exact as float products allow.
+
+    ``two_step=None`` looks at ``c`` (eager only) to skip the second product."""
+    c1 = xp.clip(c, -126, 127)  # a normal multiplier (XLA reads subnormal operands as 0)
     out = v * _pow2(xp, c1)
     rest = c - c1
-    if bool(xp.any(rest != 0)):
+    if two_step or (two_step is None and bool(xp.any(rest != 0))):
         out = out * _pow2(xp, xp.clip(rest, -149, 127))
     return out
 
@@ -83,7 +265,7 @@ def _floating(xp: Any, x: Array, fmt: FloatingPoint) -> Array | None:
     m = fmt.man_bits
     # floor(log2|x|), valid for normals; subnormal inputs read -127 < emin, which
     # is all max(lg, emin) needs because emin >= -126 here
-    lg = _biased_exponent(xp, x) - 127
+    lg = xp.minimum(_biased_exponent(xp, x), 254) - 127  # Inf/NaN: as 2^127, keeps 2^-qe normal
     qe = xp.maximum(lg, xp.full_like(lg, fmt.emin)) - m
     if m == 0 and fmt.rounding == "N":
         return None  # ties go to the even exponent code: integer path
@@ -112,7 +294,7 @@ def _fp_range(xp: Any, x: Array, r: Array, fmt: FloatingPoint) -> Array:
 def _fixed(xp: Any, x: Array, fmt: FixedPoint) -> Array:
     f = fmt.frac
     c = xp.full(x.shape, f, dtype=xp.int32, **_device(x))
-    k = _round(xp, _scale(xp, x, c), fmt.rounding)
+    k = _round(xp, _scale(xp, x, c, two_step=not -149 <= f <= 127), fmt.rounding)
     if fmt.clamp:
         k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
         return k * _pow2(xp, -c)
@@ -123,21 +305,21 @@ def _fixed(xp: Any, x: Array, fmt: FixedPoint) -> Array:
 
 
 # ----------------------------------------------------------------------------- blocks
-def _block_exponents(xp: Any, x: Array, fmt: Any):
+def _block_exponents(xp: Any, x: Array, fmt: Any, amax: Array | None = None):
     blocks = blocking_for(x, fmt)
-    mag = B.f32_to_i32(x) & 0x7FFFFFFF
-    amax = blocks.reduce_max(xp, mag)
+    if amax is None:
+        amax = blocks.reduce_max(xp, B.f32_to_i32(x) & 0x7FFFFFFF)
     return blocks, amax
 
 
-def _bfp(xp: Any, x: Array, fmt: BlockFloatingPoint) -> Array:
-    blocks, amax = _block_exponents(xp, x, fmt)
+def _bfp(xp: Any, x: Array, fmt: BlockFloatingPoint, two_step: bool | None = None, amax: Array | None = None) -> Array:
+    blocks, amax = _block_exponents(xp, x, fmt, amax)
     ex = amax >> 23
     shared = xp.clip(ex - 127, -127, 127)  # subnormal amax: floor(log2) <= -127
     qe = shared - (fmt.man_bits - 2)
     nan_block = amax >= 0x7F800000
     grouped = blocks.group(xp, x, 0)
-    k = _round(xp, _scale(xp, grouped, -qe), fmt.rounding)
+    k = _round(xp, _scale(xp, grouped, -qe, two_step), fmt.rounding)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
     r = k * _pow2(xp, qe)
     r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
@@ -151,7 +333,7 @@ def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array | None:
     shared = xp.where(amax == 0, xp.zeros_like(shared), shared)
     emin_eff = el.emin + shared
     grouped = blocks.group(xp, x, 0)
-    lg = _biased_exponent(xp, grouped) - 127
+    lg = xp.minimum(_biased_exponent(xp, grouped), 254) - 127
     if bool(xp.any(emin_eff < -126)) and bool(xp.any((lg == -127) & (grouped != 0))):
         return None  # subnormal inputs below a sub-float32 emin: integer path
     qe = xp.maximum(lg, emin_eff) - el.man_bits

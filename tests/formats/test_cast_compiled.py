@@ -13,6 +13,7 @@ import torch
 
 import dmxnum
 from dmxnum.testing import assert_bit_exact
+from tests_data import edge_heavy
 
 # one format per family and rounding letter, plus the OCP and IEEE aliases
 MATRIX = [
@@ -24,25 +25,6 @@ MATRIX = [
     "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}", "SBFP<XP[4,0](C_S)><FP[0|5|2,140](_UA)>{3,0}",
 ]
 SHAPES = [(96, 70), (3, 5, 33)]
-
-
-def _edge_heavy(shape: tuple[int, ...], seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n = int(np.prod(shape))
-    kind = rng.integers(0, 6, n)
-    raw = rng.integers(0, 2**32, n, dtype=np.uint32).view(np.float32)
-    sub = (rng.integers(0, 2**23, n, dtype=np.uint32) | (rng.integers(0, 2, n, dtype=np.uint32) << 31)).view(np.float32)
-    scale = np.float32(2.0) ** rng.integers(-149, 127, n).astype(np.float32)
-    normal = (rng.standard_normal(n).astype(np.float32) * scale).astype(np.float32)
-    ties = (rng.integers(-64, 64, n).astype(np.float32) + np.float32(0.5)) * np.float32(2.0) ** rng.integers(-20, 10, n).astype(np.float32)
-    specials = rng.choice(np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 3.4028235e38, -1.4e-45, 65504, 448, 6], np.float32), n)
-    x = np.select([kind == 0, kind == 1, kind == 2, kind == 3, kind == 4], [raw, sub, normal, ties, specials], sub * 0 + normal)
-    x = x.astype(np.float32)
-    # make whole blocks finite and subnormal-only in a few rows so block paths see them too
-    flat = x.reshape(shape[0], -1)
-    flat[1] = sub[: flat.shape[1]]
-    flat[2] = np.abs(normal[: flat.shape[1]])
-    return flat.reshape(shape)
 
 
 def _words(shape, seed):
@@ -57,13 +39,13 @@ def _jitted(fmt: str):
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("fmt", MATRIX)
 def test_jax_jit_matches_reference(fmt: str, shape) -> None:
-    x = _edge_heavy(shape, hash(fmt) % 1000)
+    x = edge_heavy(shape, hash(fmt) % 1000)
     words = _words(shape, 1) if dmxnum.parse(fmt).stochastic else None
     y = _jitted(fmt)(jnp.asarray(x), None if words is None else jnp.asarray(words))
     assert_bit_exact(y, fmt, x, random_bits=words)
 
 
-TORCH_MATRIX = ["FP16", "FP8_E4M3FN", "FP[1|3|0,3](_NI)", "FP[1|5|2,15](_S)", "XP[8,3](CSN)",
+TORCH_MATRIX = ["FP16", "FP[0|5|3,20](FZ)", "XP[10,-3](__Z)", "BFP[12|8]{7,1}(SZ)", "FP8_E4M3FN", "FP[1|3|0,3](_NI)", "FP[1|5|2,15](_S)", "XP[8,3](CSN)",
                 "BFP[8|8]{64,-1}(SN)", "BFP[4|8]{5,0}(_D)", "MXFP8[E4M3]{32,-1}", "MXFP4[E2M1]{32,1}",
                 "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}"]
 
@@ -71,7 +53,7 @@ TORCH_MATRIX = ["FP16", "FP8_E4M3FN", "FP[1|3|0,3](_NI)", "FP[1|5|2,15](_S)", "X
 @pytest.mark.parametrize("fmt", TORCH_MATRIX)
 def test_torch_compile_matches_reference(fmt: str) -> None:
     shape = SHAPES[0]
-    x = _edge_heavy(shape, 7)
+    x = edge_heavy(shape, 7)
     stochastic = dmxnum.parse(fmt).stochastic
     words = _words(shape, 2) if stochastic else None
     compiled = torch.compile(lambda v, w: dmxnum.cast(v, fmt, random_bits=w), dynamic=False)
