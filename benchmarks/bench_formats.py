@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
         torch._dynamo.reset()
         comp = torch.compile(_caster(dmxnum, fmt), dynamic=False)
         r_comp = interleaved_ratio(lambda: comp(xt, wtt), lambda: twice(xt))
-        rows.append([f"`{fmt}`", f"{r_jit:.2f}", f"{r_comp:.2f}", f"{r_eager:.1f}"])
+        rows.append([f"`{fmt}`".replace("|", "\\|"), f"{r_jit:.2f}", f"{r_comp:.2f}", f"{r_eager:.1f}"])
         print(rows[-1], flush=True)
     print(f"\n{n} float32 values; baselines: jit x*2 {base_jit*1e3:.2f} ms, torch.compile x*2 "
           f"{base_compile*1e3:.2f} ms, eager x*2 {base_eager*1e3:.2f} ms")
