@@ -23,6 +23,7 @@ from ..formats.block import BlockFloatingPoint, MXInt
 from ..formats.fixed import FixedPoint
 from ..formats.floating import FloatingPoint
 from ..formats.mx import MXFloat
+from . import bits as I
 from .blocks import blocking_for
 
 Array = Any
@@ -75,6 +76,8 @@ def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
         return lambda xp, v: _fixed(xp, v, fmt)
     if isinstance(fmt, BlockFloatingPoint):
         return lambda xp, v: _bfp(xp, v, fmt, two_step=True)
+    if isinstance(fmt, MXFloat):
+        return lambda xp, v: _mxfp(xp, v, fmt, two_step=True)
     return None
 
 
@@ -326,18 +329,18 @@ def _bfp(xp: Any, x: Array, fmt: BlockFloatingPoint, two_step: bool | None = Non
     return _ungroup(xp, r, blocks)
 
 
-def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array | None:
+def _mxfp(xp: Any, x: Array, fmt: MXFloat, two_step: bool | None = None) -> Array:
     el = fmt.element
     blocks, amax = _block_exponents(xp, x, fmt)
     shared = xp.maximum((amax >> 23) - 127 - fmt.element_emax, xp.full_like(amax, -127))
     shared = xp.where(amax == 0, xp.zeros_like(shared), shared)
     emin_eff = el.emin + shared
     grouped = blocks.group(xp, x, 0)
-    lg = xp.minimum(_biased_exponent(xp, grouped), 254) - 127
-    if bool(xp.any(emin_eff < -126)) and bool(xp.any((lg == -127) & (grouped != 0))):
-        return None  # subnormal inputs below a sub-float32 emin: integer path
+    # exact floor(log2|x|), subnormals included (their emin_eff may lie below -126)
+    mag = xp.minimum(B.f32_to_i32(grouped) & 0x7FFFFFFF, 0x7F000000)
+    lg = I.floor_log2_of_mag(xp, mag)
     qe = xp.maximum(lg, emin_eff) - el.man_bits
-    k = _round(xp, _scale(xp, grouped, -qe), el.rounding)
+    k = _round(xp, _scale(xp, grouped, -qe, two_step), el.rounding)
     r = k * _pow2(xp, qe)
     top = el.max_value * _pow2(xp, shared)
     r = xp.minimum(xp.maximum(r, -top), top)
