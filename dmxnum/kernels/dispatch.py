@@ -28,18 +28,17 @@ def cast_float32(x: Array, fmt: Any, words: Array | None = None) -> Array:
 
             normalize_axis(x.ndim, fmt.axis, fmt)
         return x
-    if words is None:
-        from .fastpath import fast_path
+    from .fastpath import fast_path
 
-        path = fast_path(x, fmt)
-        if path is not None:
-            if B.backend_name(x) == "numpy":
-                with np.errstate(all="ignore"):  # Inf/NaN arithmetic is intended here
-                    out = path(xp, x)
-            else:
-                out = path(xp, x)
-            if out is not None:
-                return out
+    path = fast_path(x, fmt)
+    if path is not None:
+        if B.backend_name(x) == "numpy":
+            with np.errstate(all="ignore"):  # Inf/NaN arithmetic is intended here
+                out = path(xp, x, words)
+        else:
+            out = path(xp, x, words)
+        if out is not None:
+            return out
     return integer_path(xp, x, fmt, words)
 
 

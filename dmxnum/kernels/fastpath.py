@@ -44,22 +44,26 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
     rounding = getattr(fmt, "rounding", "N")
-    if rounding not in ("N", "Z"):
+    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, STOCHASTIC_FAST)):
         return None
     native = native_dtype(fmt, name)
     if native is not None:
-        return lambda xp, v: _convert_through(xp, v, fmt, native)
+        return lambda xp, v, w=None: _convert_through(xp, v, fmt, native)
     if isinstance(fmt, MXFloat) and native_dtype(fmt.element, name) is not None:
-        return lambda xp, v: _mxfp_native(xp, v, fmt, native_dtype(fmt.element, name))
+        return lambda xp, v, w=None: _mxfp_native(xp, v, fmt, native_dtype(fmt.element, name))
     if isinstance(fmt, FloatingPoint) and fmt.emin >= -126 and fmt.man_bits - fmt.emin <= 127:
-        return lambda xp, v: _floating(xp, v, fmt)
+        return lambda xp, v, w=None: _floating(xp, v, fmt, w)
     if isinstance(fmt, FixedPoint):
-        return lambda xp, v: _fixed(xp, v, fmt)
+        return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
-        return lambda xp, v: _bfp(xp, v, fmt)
+        return lambda xp, v, w=None: _bfp(xp, v, fmt, words=w)
     if isinstance(fmt, MXFloat):
-        return lambda xp, v: _mxfp(xp, v, fmt)
+        return lambda xp, v, w=None: _mxfp(xp, v, fmt)
     return None
+
+
+#: families whose float paths also do stochastic rounding (eager and torch.compile)
+STOCHASTIC_FAST = (FloatingPoint, FixedPoint, BlockFloatingPoint)
 
 
 def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
@@ -68,16 +72,17 @@ def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
     native-dtype path), without data-dependent branches."""
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
-    if getattr(fmt, "rounding", "N") not in ("N", "Z"):
+    rounding = getattr(fmt, "rounding", "N")
+    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, STOCHASTIC_FAST)):
         return None
     if isinstance(fmt, FloatingPoint) and fmt.emin >= -126 and fmt.man_bits - fmt.emin <= 127:
-        return lambda xp, v: _floating(xp, v, fmt)
+        return lambda xp, v, w=None: _floating(xp, v, fmt, w)
     if isinstance(fmt, FixedPoint):
-        return lambda xp, v: _fixed(xp, v, fmt)
+        return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
-        return lambda xp, v: _bfp(xp, v, fmt, two_step=True)
+        return lambda xp, v, w=None: _bfp(xp, v, fmt, two_step=True, words=w)
     if isinstance(fmt, MXFloat):
-        return lambda xp, v: _mxfp(xp, v, fmt, two_step=True)
+        return lambda xp, v, w=None: _mxfp(xp, v, fmt, two_step=True)
     return None
 
 
@@ -98,16 +103,16 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
         return None
     if isinstance(fmt, FloatingPoint):
         if fmt.emin - fmt.man_bits >= -124 and fmt.man_bits - fmt.emin <= 127 and fmt.man_bits > 0:
-            return lambda xp, v: _floating(xp, v, fmt)
+            return lambda xp, v, w=None: _floating(xp, v, fmt, w)
         return None
     if isinstance(fmt, FixedPoint):
-        return (lambda xp, v: _fixed(xp, v, fmt)) if fmt.frac <= 124 else None
+        return (lambda xp, v, w=None: _fixed(xp, v, fmt, w)) if fmt.frac <= 124 else None
     if isinstance(fmt, BlockFloatingPoint):
         def safe(amax: Array) -> Array:
             qe = xp_clip_shared(amax) - (fmt.man_bits - 2)
             return (qe >= -124) | (amax == 0) | (amax >= 0x7F800000)
 
-        return lambda xp, v: _jax_guarded(xp, v, fmt, safe, lambda w, a: _bfp(xp, w, fmt, two_step=True, amax=a))
+        return lambda xp, v, w=None: _jax_guarded(xp, v, fmt, safe, lambda w, a: _bfp(xp, w, fmt, two_step=True, amax=a))
     if isinstance(fmt, MXFloat):
         el = fmt.element
 
@@ -117,7 +122,7 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
             shared = jnp.maximum((amax >> 23) - 127 - fmt.element_emax, -127)
             return (el.emin + shared - el.man_bits >= -124) | (amax == 0) | (amax >= 0x7F800000)
 
-        return lambda xp, v: _jax_guarded(xp, v, fmt, safe_mx, lambda w, a: _mxfp_jax(xp, w, fmt, amax=a))
+        return lambda xp, v, w=None: _jax_guarded(xp, v, fmt, safe_mx, lambda w, a: _mxfp_jax(xp, w, fmt, amax=a))
     return None
 
 
@@ -243,8 +248,28 @@ def _pow2(xp: Any, e: Array) -> Array:
     return B.i32_to_f32(xp.where(e >= -126, normal, sub))
 
 
-def _round(xp: Any, y: Array, rounding: str) -> Array:
-    return xp.round(y) if rounding == "N" else xp.trunc(y)
+def _round(xp: Any, y: Array, rounding: str, words: Array | None = None, x: Array | None = None) -> Array:
+    """Round ``t = y`` (``x * 2^-qe``) to an integer-valued float by the letter.
+
+    ``S`` (IEEE backends only): with ``a = |t|``, ``f = a - floor(a)`` (exact),
+    ``u = w * 2^-24``: a positive ``t`` rounds up iff ``f > u``; a negative one
+    rounds its magnitude up iff ``f > 0`` and ``f >= 1 - u`` (that is, not
+    ``1 - f > u``), all exact float operations. A ``t`` that underflowed to 0
+    from a nonzero ``x`` rounds up iff ``w == 0`` and ``x > 0``.
+    """
+    if rounding == "N":
+        return xp.round(y)
+    if rounding == "Z":
+        return xp.trunc(y)
+    a = xp.abs(y)
+    k0 = xp.floor(a)
+    f = a - k0
+    u = xp.astype(words, y.dtype) * (2.0**-24)
+    neg = B.f32_to_i32(y) < 0
+    up_pos = (f > u) | ((words == 0) & (a == 0) & (x > 0))
+    up_neg = (f > 0) & (f >= 1 - u)
+    k = k0 + xp.astype(xp.where(neg, up_neg, up_pos), y.dtype)
+    return xp.where(neg, -k, k)
 
 
 def _scale(xp: Any, v: Array, c: Array, two_step: bool | None = None) -> Array:
@@ -264,7 +289,7 @@ def _biased_exponent(xp: Any, v: Array) -> Array:
 
 
 # ----------------------------------------------------------------------------- FP
-def _floating(xp: Any, x: Array, fmt: FloatingPoint) -> Array | None:
+def _floating(xp: Any, x: Array, fmt: FloatingPoint, words: Array | None = None) -> Array | None:
     m = fmt.man_bits
     # floor(log2|x|), valid for normals; subnormal inputs read -127 < emin, which
     # is all max(lg, emin) needs because emin >= -126 here
@@ -272,7 +297,7 @@ def _floating(xp: Any, x: Array, fmt: FloatingPoint) -> Array | None:
     qe = xp.maximum(lg, xp.full_like(lg, fmt.emin)) - m
     if m == 0 and fmt.rounding == "N":
         return None  # ties go to the even exponent code: integer path
-    k = _round(xp, x * _pow2(xp, -qe), fmt.rounding)
+    k = _round(xp, x * _pow2(xp, -qe), fmt.rounding, words, x)
     r = k * _pow2(xp, qe)
     return _fp_range(xp, x, r, fmt)
 
@@ -280,9 +305,9 @@ def _floating(xp: Any, x: Array, fmt: FloatingPoint) -> Array | None:
 def _fp_range(xp: Any, x: Array, r: Array, fmt: FloatingPoint) -> Array:
     top = fmt.max_value
     if fmt.scheme == "I":
-        if fmt.rounding == "N":
+        if fmt.rounding in ("N", "S"):
             r = xp.where(xp.abs(r) > top, r * float("inf"), r)
-        else:  # Z: overflow to max, Inf stays Inf
+        else:  # Z (U and D take the integer path): overflow to max, Inf stays Inf
             r = xp.where(xp.isinf(x), x, xp.clip(r, -top, top))
     else:
         r = xp.clip(r, -top, top)
@@ -294,10 +319,10 @@ def _fp_range(xp: Any, x: Array, r: Array, fmt: FloatingPoint) -> Array:
 
 
 # ----------------------------------------------------------------------------- XP
-def _fixed(xp: Any, x: Array, fmt: FixedPoint) -> Array:
+def _fixed(xp: Any, x: Array, fmt: FixedPoint, words: Array | None = None) -> Array:
     f = fmt.frac
     c = xp.full(x.shape, f, dtype=xp.int32, **_device(x))
-    k = _round(xp, _scale(xp, x, c, two_step=not -149 <= f <= 127), fmt.rounding)
+    k = _round(xp, _scale(xp, x, c, two_step=not -149 <= f <= 127), fmt.rounding, words, x)
     if fmt.clamp:
         k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
         return k * _pow2(xp, -c)
@@ -315,14 +340,18 @@ def _block_exponents(xp: Any, x: Array, fmt: Any, amax: Array | None = None):
     return blocks, amax
 
 
-def _bfp(xp: Any, x: Array, fmt: BlockFloatingPoint, two_step: bool | None = None, amax: Array | None = None) -> Array:
+def _bfp(
+    xp: Any, x: Array, fmt: BlockFloatingPoint, two_step: bool | None = None, amax: Array | None = None,
+    words: Array | None = None,
+) -> Array:
     blocks, amax = _block_exponents(xp, x, fmt, amax)
     ex = amax >> 23
     shared = xp.clip(ex - 127, -127, 127)  # subnormal amax: floor(log2) <= -127
     qe = shared - (fmt.man_bits - 2)
     nan_block = amax >= 0x7F800000
     grouped = blocks.group(xp, x, 0)
-    k = _round(xp, _scale(xp, grouped, -qe, two_step), fmt.rounding)
+    gw = None if words is None else blocks.group(xp, words, 0)
+    k = _round(xp, _scale(xp, grouped, -qe, two_step), fmt.rounding, gw, grouped)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
     r = k * _pow2(xp, qe)
     r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
