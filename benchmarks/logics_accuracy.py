@@ -14,27 +14,11 @@ import math
 import sys
 from pathlib import Path
 
-from dmxnum.logics import ALGORITHMS
+from dmxnum.logics.grammar import all_specs
 from dmxnum.logics.accuracy import DOCUMENTED_BOUNDS, REL_FLOOR, measure
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "logics.md"
 BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
-
-
-def specs() -> list[str]:
-    out = []
-    for op, algos in ALGORITHMS.items():
-        for alg, nfs in algos.items():
-            if nfs is None:
-                out.append(f"{op}({alg})")
-            elif op == "LAYERNORM":
-                if alg == "fallback":
-                    out += ["LAYERNORM(fallback,0,float16)", "LAYERNORM(fallback,3,float16)"]
-                else:
-                    out += [f"LAYERNORM({alg},_,{nf})" for nf in nfs]
-            else:
-                out += [f"{op}({alg},{nf})" for nf in nfs]
-    return out
 
 
 def bound(v: float) -> float:
@@ -51,7 +35,7 @@ def table() -> tuple[str, dict]:
         "|---|---|---|---|---|---|",
     ]
     results = {}
-    for s in specs():
+    for s in all_specs():
         m = measure(s)
         results[s] = m
         b = DOCUMENTED_BOUNDS.get(s)

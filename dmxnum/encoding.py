@@ -270,19 +270,10 @@ def _recover_k(xp: Any, p: I.Parts, s_bits: Array, fmt: ScaledBFP) -> Array:
 
 def _exact_product(xp: Any, k: Array, s: Array) -> Array:
     """int32 bits of ``fl32(k * s)`` for integer ``k`` and float32 ``s >= 0`` (sign of k kept)."""
-    sp = I.split(xp, B.f32_to_i32(s))
-    kabs = xp.abs(k)
-    unit = I.compose(xp, sp.sig, sp.e - sp.lg)
-    unit = xp.where(sp.sig == 0, xp.full_like(unit, 0x3F800000), unit)
-    prod = B.f32_to_i32(B.int_to_f32(kabs) * B.i32_to_f32(unit))
-    new_exp = (prod >> 23) + sp.lg
-    out = prod + xp.bitwise_left_shift(sp.lg, xp.full_like(sp.lg, 23))
-    out = xp.where(new_exp >= 255, xp.full_like(out, I.INF_BITS), out)
-    sub_sig = xp.where(sp.mag < 0x800000, sp.mag, xp.zeros_like(sp.mag))
-    small = (sub_sig > 0) & (kabs <= 0x7FFFFF // xp.maximum(sub_sig, xp.ones_like(sub_sig)))
-    out = xp.where(small, kabs * sub_sig, out)
-    out = xp.where((kabs == 0) | (sp.sig == 0), xp.zeros_like(out), out)
-    return I.with_sign(xp, out, k < 0)
+    from .kernels.scaled import product_bits, scale_parts
+
+    unit, lg_s, sub_sig = scale_parts(xp, B.f32_to_i32(s))
+    return I.with_sign(xp, product_bits(xp, xp.abs(k), unit, lg_s, sub_sig), k < 0)
 
 
 # ----------------------------------------------------------------------------- storage

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+# the repository root, so tests can import the shared models in examples/
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 # CI=true: many examples; locally: fewer (override with HYPOTHESIS_PROFILE).
 settings.register_profile(

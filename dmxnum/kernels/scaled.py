@@ -70,9 +70,7 @@ def cast_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP, words: Array | None
     s_bits = cast_float_bits(xp, I.split(xp, a_bits), fmt.scaler)  # s >= 0, finite
     # scale s into [1, 2): s = S * 2^lg_s, s' = s * 2^-lg_s
     sp = I.split(xp, s_bits)
-    lg_s = sp.lg
-    s_unit = _unit_bits(xp, sp)
-    s_sub_sig = xp.where(s_bits < 0x800000, s_bits, xp.zeros_like(s_bits))  # subnormal s: sig
+    s_unit, lg_s, s_sub_sig = scale_parts(xp, s_bits)
     block_nan = amax >= I.INF_BITS
     block_zero = s_bits == 0
 
@@ -116,19 +114,36 @@ def cast_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP, words: Array | None
     limit = xp.where(p.neg, zero - fmt.block.k_min, zero + fmt.block.k_max)
     k = xp.minimum(k, limit)
 
-    # fl32(k * s): k * s' is exact-rounded and normal; scale back by 2^lg_s
-    prod = B.int_to_f32(k) * B.i32_to_f32(s_unit_e)
-    pbits = B.f32_to_i32(prod)
-    new_exp = (pbits >> 23) + lg_s_e
-    normal = pbits + xp.bitwise_left_shift(lg_s_e, xp.full_like(lg_s_e, 23))
-    out = xp.where(new_exp >= 255, xp.full_like(pbits, I.INF_BITS), normal)
-    # subnormal s and a subnormal product: exact integer product k * sig_s < 2^23
-    small = (s_sub_e > 0) & (k <= (0x7FFFFF // xp.maximum(s_sub_e, xp.ones_like(s_sub_e))))
-    out = xp.where(small, k * s_sub_e, out)
+    out = product_bits(xp, k, s_unit_e, lg_s_e, s_sub_e)
     out = xp.where((k == 0) | zero_e, zero, out)
     out = I.with_sign(xp, out, p.neg)
     out = xp.where(nan_e | (p.mag > I.INF_BITS), xp.full_like(out, I.QNAN_BITS), out)
     return B.i32_to_f32(out)
+
+
+def product_bits(xp: Any, k: Array, unit: Array, lg_s: Array, sub_sig: Array) -> Array:
+    """int32 magnitude bits of ``fl32(k * s)`` for integers ``0 <= k <= 2^24`` and
+    ``s = unit * 2^lg_s`` (``unit`` the bits of ``s`` scaled into ``[1, 2)``;
+    ``sub_sig`` the bits of a subnormal ``s``, else 0); 0 when ``k`` or ``s`` is 0.
+
+    ``k * unit`` is one exact-rounded product of normal floats; scaling it back
+    by ``2^lg_s`` is exact unless the result is subnormal, which only happens
+    for a subnormal ``s`` with ``k * sub_sig < 2^23``: an exact integer product.
+    """
+    prod = B.f32_to_i32(B.int_to_f32(k) * B.i32_to_f32(unit))
+    new_exp = (prod >> 23) + lg_s
+    out = prod + xp.bitwise_left_shift(lg_s, xp.full_like(lg_s, 23))
+    out = xp.where(new_exp >= 255, xp.full_like(out, I.INF_BITS), out)
+    small = (sub_sig > 0) & (k <= 0x7FFFFF // xp.maximum(sub_sig, xp.ones_like(sub_sig)))
+    out = xp.where(small, k * sub_sig, out)
+    return xp.where((k == 0) | (lg_s < -149), xp.zeros_like(out), out)
+
+
+def scale_parts(xp: Any, s_bits: Array) -> tuple[Array, Array, Array]:
+    """``(unit, lg_s, sub_sig)`` of non-negative float32 scales, for :func:`product_bits`."""
+    sp = I.split(xp, s_bits)
+    sub_sig = xp.where(s_bits < 0x800000, s_bits, xp.zeros_like(s_bits))
+    return _unit_bits(xp, sp), sp.lg, sub_sig
 
 
 def _unit_bits(xp: Any, sp: I.Parts) -> Array:

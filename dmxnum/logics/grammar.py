@@ -47,6 +47,25 @@ ALGORITHMS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "RSQRT": {"quake3": ("float16", "float32")},
 }
 
+
+def all_specs() -> list[str]:
+    """Every logic shorthand the grammar accepts, one per (operation, algorithm,
+    NF); the fallback layer norm with NORM 0 and 3."""
+    out = []
+    for op, algos in ALGORITHMS.items():
+        for alg, nfs in algos.items():
+            if nfs is None:
+                out.append(f"{op}({alg})")
+            elif op == "LAYERNORM":
+                for nf in nfs:
+                    if alg == "fallback":
+                        out += [f"LAYERNORM(fallback,0,{nf})", f"LAYERNORM(fallback,3,{nf})"]
+                    else:
+                        out.append(f"LAYERNORM({alg},_,{nf})")
+            else:
+                out.extend(f"{op}({alg},{nf})" for nf in nfs)
+    return out
+
 #: the NORM of LAYERNORM(fallback, NORM, float16): 2^NORM must be a float16 number
 NORM_RANGE = (0, 15)
 

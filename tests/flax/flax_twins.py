@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn as tnn
 
+from examples.digits_cnn import LeNet5
+
 FEEDS_T: dict[str, Any] = {}
 FEEDS_F: dict[str, Any] = {}
 SEEN_T: dict[str, tuple] = {}
@@ -76,22 +78,8 @@ class MaxPool2d(nn.Module):
 
 
 # ----------------------------------------------------------------------------- LeNet-5 (8x8 digits)
-class TorchLeNet(tnn.Module):
-    """The architecture and names of ``examples/digits_cnn.py``'s LeNet5, with feed points."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = tnn.Conv2d(1, 6, 3, padding=1)
-        self.relu1 = tnn.ReLU()
-        self.pool1 = tnn.MaxPool2d(2)
-        self.conv2 = tnn.Conv2d(6, 16, 3, padding=1)
-        self.relu2 = tnn.ReLU()
-        self.pool2 = tnn.MaxPool2d(2)
-        self.fc1 = tnn.Linear(64, 120)
-        self.relu3 = tnn.ReLU()
-        self.fc2 = tnn.Linear(120, 84)
-        self.relu4 = tnn.ReLU()
-        self.fc3 = tnn.Linear(84, 10)
+class TorchLeNet(LeNet5):
+    """``examples/digits_cnn.py``'s LeNet5 (same modules and names), with feed points."""
 
     def forward(self, x):
         x = self.pool1(self.relu1(self.conv1(_feed_t("conv1", x))))

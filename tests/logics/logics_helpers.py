@@ -6,25 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dmxnum.logics import ALGORITHMS
-
-
-def all_specs() -> list[str]:
-    """Every logic shorthand (fallback layer norm with NORM 0 and 3)."""
-    out = []
-    for op, algos in ALGORITHMS.items():
-        for alg, nfs in algos.items():
-            if nfs is None:
-                out.append(f"{op}({alg})")
-            elif op == "LAYERNORM":
-                for nf in nfs:
-                    if alg == "fallback":
-                        out += [f"LAYERNORM(fallback,0,{nf})", f"LAYERNORM(fallback,3,{nf})"]
-                    else:
-                        out.append(f"LAYERNORM({alg},_,{nf})")
-            else:
-                out.extend(f"{op}({alg},{nf})" for nf in nfs)
-    return out
+from dmxnum.logics.grammar import all_specs
 
 
 SPECS = all_specs()
