@@ -6,7 +6,8 @@ Backends: JAX (``jax.jit``, after warm-up), PyTorch eager and PyTorch
 drawing the random words is reported apart. Targets (issue 3): jit <= 3x,
 torch.compile <= 4x, eager <= 60x.
 
-Run: ``.venv/bin/python benchmarks/bench_formats.py`` (``--quick`` for 2^18).
+Run: ``.venv/bin/python benchmarks/bench_formats.py`` (``--quick`` for 2^18;
+shorthands as arguments time only those formats).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     gen = torch.Generator().manual_seed(0)
     draw_torch = median_seconds(lambda: torch.randint(-(2**31), 2**31, x_np.shape, dtype=torch.int32, generator=gen))
 
+    chosen = [a for a in argv if not a.startswith("--")] or FORMATS
     rows = []
-    for fmt in FORMATS:
+    for fmt in chosen:
         stochastic = dmxnum.parse(fmt).stochastic
         jit_fn = jax.jit(lambda v, w, f=fmt: dmxnum.cast(v, f, random_bits=w))
         wjj, wtt = (wj, wt) if stochastic else (None, None)

@@ -24,6 +24,7 @@ from ..formats.fixed import FixedPoint
 from ..formats.floating import FloatingPoint
 from ..formats.mx import MXFloat
 from . import bits as I
+from . import f32grid
 from .blocks import blocking_for
 
 Array = Any
@@ -37,6 +38,8 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     normal lies below float32's.
     """
     name = B.backend_name(x)
+    if f32grid.applies(fmt) and (name == "jax" or B.is_tracing(x) or native_dtype(fmt, name) is None):
+        return lambda xp, v, w=None: f32grid.cast_f32grid(xp, v, fmt, w)
     if name == "jax":
         return _jax_path(fmt)
     if B.is_tracing(x):
