@@ -62,7 +62,7 @@ class Blocking:
         return xp.reshape(a, self.grouped_shape())
 
     def reduce_max(self, xp: Any, a: Array) -> Array:
-        """Per-block maximum of int ``a`` (short block padded with 0), shape ``pre + (nb, 1) + post``."""
+        """Per-block maximum of ``a`` (short block padded with 0), shape ``pre + (nb, 1) + post``."""
         return xp.max(self.group(xp, a, 0), axis=self.axis + 1, keepdims=True)
 
     def spread(self, xp: Any, per_block: Array) -> Array:
