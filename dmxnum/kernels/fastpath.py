@@ -24,7 +24,7 @@ from ..formats.fixed import FixedPoint
 from ..formats.floating import FloatingPoint
 from ..formats.mx import MXFloat
 from . import bits as I
-from . import f32grid
+from . import fp_bits
 from .blocks import blocking_for
 
 Array = Any
@@ -38,8 +38,8 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     normal lies below float32's.
     """
     name = B.backend_name(x)
-    if f32grid.applies(fmt) and (name == "jax" or B.is_tracing(x) or native_dtype(fmt, name) is None):
-        return lambda xp, v, w=None: f32grid.cast_f32grid(xp, v, fmt, w)
+    if fp_bits.applies(fmt, name) and (name == "jax" or B.is_tracing(x) or native_dtype(fmt, name) is None):
+        return lambda xp, v, w=None: fp_bits.cast_fp_bits(xp, v, fmt, w)
     if name == "jax":
         return _jax_path(fmt)
     if B.is_tracing(x):
@@ -54,8 +54,6 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
         return lambda xp, v, w=None: _convert_through(xp, v, fmt, native)
     if isinstance(fmt, MXFloat) and native_dtype(fmt.element, name) is not None:
         return lambda xp, v, w=None: _mxfp_native(xp, v, fmt, native_dtype(fmt.element, name))
-    if isinstance(fmt, FloatingPoint) and fmt.emin >= -126 and fmt.man_bits - fmt.emin <= 127:
-        return lambda xp, v, w=None: _floating(xp, v, fmt, w)
     if isinstance(fmt, FixedPoint):
         return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
@@ -66,7 +64,7 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
 
 
 #: families whose eager float paths also do stochastic rounding
-STOCHASTIC_FAST = (FloatingPoint, FixedPoint, BlockFloatingPoint)
+STOCHASTIC_FAST = (FixedPoint, BlockFloatingPoint)
 
 
 def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
@@ -77,8 +75,6 @@ def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
         fmt = fmt.as_bfp
     if getattr(fmt, "rounding", "N") not in ("N", "Z"):
         return None  # stochastic: the fused integer pipeline measured faster here
-    if isinstance(fmt, FloatingPoint) and fmt.emin >= -126 and fmt.man_bits - fmt.emin <= 127:
-        return lambda xp, v, w=None: _floating(xp, v, fmt, w)
     if isinstance(fmt, FixedPoint):
         return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
@@ -102,10 +98,6 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
     if getattr(fmt, "rounding", "N") not in ("N", "Z"):
-        return None
-    if isinstance(fmt, FloatingPoint):
-        if fmt.emin - fmt.man_bits >= -124 and fmt.man_bits - fmt.emin <= 127 and fmt.man_bits > 0:
-            return lambda xp, v, w=None: _floating(xp, v, fmt, w)
         return None
     if isinstance(fmt, FixedPoint):
         return (lambda xp, v, w=None: _fixed(xp, v, fmt, w)) if fmt.frac <= 124 else None
@@ -296,36 +288,6 @@ def _biased_exponent(xp: Any, v: Array) -> Array:
     return (B.f32_to_i32(v) >> 23) & 0xFF
 
 
-# ----------------------------------------------------------------------------- FP
-def _floating(xp: Any, x: Array, fmt: FloatingPoint, words: Array | None = None) -> Array | None:
-    m = fmt.man_bits
-    # floor(log2|x|), valid for normals; subnormal inputs read -127 < emin, which
-    # is all max(lg, emin) needs because emin >= -126 here
-    lg = _at_most(xp, _biased_exponent(xp, x), 254) - 127  # Inf/NaN: as 2^127, keeps 2^-qe normal
-    qe = xp.maximum(lg, xp.full_like(lg, fmt.emin)) - m
-    if m == 0 and fmt.rounding == "N":
-        return None  # ties go to the even exponent code: integer path
-    k = _round(xp, x * _pow2(xp, -qe), fmt.rounding, words, x)
-    r = k * _pow2(xp, qe)
-    return _fp_range(xp, x, r, fmt)
-
-
-def _fp_range(xp: Any, x: Array, r: Array, fmt: FloatingPoint) -> Array:
-    top = fmt.max_value
-    if fmt.scheme == "I":
-        if fmt.rounding in ("N", "S"):
-            r = xp.where(xp.abs(r) > top, r * float("inf"), r)
-        else:  # Z (U and D take the integer path): overflow to max, Inf stays Inf
-            r = xp.where(xp.isinf(x), x, xp.clip(r, -top, top))
-    else:
-        r = xp.clip(r, -top, top)
-    if fmt.flush:
-        r = xp.where(xp.abs(x) < fmt.min_normal, x * 0, r)
-    if not fmt.signed:
-        r = xp.where((x > 0) | xp.isnan(x), r, xp.zeros_like(r))
-    return r
-
-
 # ----------------------------------------------------------------------------- XP
 def _fixed(xp: Any, x: Array, fmt: FixedPoint, words: Array | None = None) -> Array:
     f = fmt.frac
@@ -378,7 +340,7 @@ def _bfp(
 
 def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array:
     """MXFP on IEEE backends: ``y = x * 2^-E`` per block, the element cast of ``y``
-    by :func:`_floating`, then ``* 2^E``.
+    on the bit pattern (:mod:`.fp_bits`), then ``* 2^E``.
 
     ``2^-E`` is a normal float (``-127 <= E <= 127 - emax``), so ``y`` is exact
     unless it is a subnormal, far below half the element's smallest quantum,
@@ -389,7 +351,7 @@ def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array:
     blocks, amax = _block_exponents(xp, x, fmt)
     shared = xp.maximum((amax >> 23) - 127 - fmt.element_emax, xp.full_like(amax, -127))
     grouped = blocks.group(xp, x, 0)
-    y = _floating(xp, grouped * _pow2(xp, -shared), el)
+    y = fp_bits.cast_fp_bits(xp, grouped * _pow2(xp, -shared), el)
     r = y * _pow2(xp, shared)
     r = xp.where(amax >= 0x7F800000, xp.full_like(r, float("nan")), r)
     return _ungroup(xp, r, blocks)

@@ -1,0 +1,173 @@
+"""FP casts on the float32 bit pattern, plus one scaled product for small values.
+
+For ``|x| >= 2^emin`` (the format's smallest normal, at least float32's) the
+format keeps ``m`` of float32's 23 fraction bits, so rounding ``|x|`` is
+rounding its magnitude bits to a multiple of ``2^d``, ``d = 23 - m``: float32
+bit patterns of non-negative values are monotonic, and a carry into the
+exponent field is the step to the next binade (or to Inf). This is integer
+arithmetic only. Below ``2^emin`` the quantum is the constant
+``q = 2^(emin - m)``: ``t = |x| / q`` is a product by a constant power of two
+at least 1 (exact), rounded as a float (``round``, ``floor`` and the
+fraction ``t - floor(t)`` are exact), and ``k * q`` is exact.
+
+Exact on NumPy, PyTorch (eager and ``torch.compile``) and JAX. Under XLA on
+CPU, float32 subnormal operands read as zero: a subnormal ``x`` (only reached
+when ``emin > -126``) is below half of ``q >= 2^-124``, so ``N`` and ``Z``
+give zero anyway, and ``S``/``U``/``D`` decide it from the integer bits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _backend as B
+from ..formats.floating import FloatingPoint
+from . import bits as I
+
+Array = Any
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def applies(fmt: Any, backend: str) -> bool:
+    """Whether :func:`cast_fp_bits` computes ``fmt`` exactly on ``backend``."""
+    if not isinstance(fmt, FloatingPoint) or fmt.emin < -126 or fmt.max_value > _F32_MAX:
+        return False
+    m = fmt.man_bits
+    if m == 0 and fmt.rounding == "N" and fmt.bias % 2 == 0:
+        return False  # ties go to the even exponent code, float32's parity differs
+    if fmt.emin == -126:
+        return True  # float32's own exponent grid: no small branch
+    smallest_quantum = fmt.emin - m
+    return m - fmt.emin <= 127 and smallest_quantum >= (-124 if backend == "jax" else -149)
+
+
+def cast_fp_bits(xp: Any, x: Array, fmt: FloatingPoint, words: Array | None = None) -> Array:
+    """``fmt(x)`` for float32 ``x`` when :func:`applies` holds (SPEC section 3 rules).
+
+    With ``low`` the dropped bits and ``F = low * 2^(24-d)`` the fraction of a
+    quantum in 24-bit fixed point, the magnitude rounds up by the letter:
+    ``N`` above half or at half with an odd kept part; ``S`` (words ``w``)
+    iff ``F > w`` for ``x > 0`` and iff ``F + w >= 2^24`` for ``x < 0``
+    (``frac(t) > w * 2^-24`` of the signed ``t``); ``U``/``D`` iff inexact and
+    the sign points that way; ``Z`` never.
+    """
+    r = fmt.rounding
+    if r == "S" and words is None:
+        raise ValueError("stochastic rounding needs random words")
+    if r not in "NSUDZ":
+        raise ValueError(f"unknown rounding letter {r!r}")
+    bits = B.f32_to_i32(x)
+    mag = bits & I.MAG_MASK
+    neg = bits < 0
+    out = _round_bits(xp, mag, neg, 23 - fmt.man_bits, r, words)
+    if fmt.emin > -126:
+        small = mag < I.pow2_bits(fmt.emin)
+        count = int(xp.sum(xp.astype(small, xp.int32))) if _eager(x) else -1
+        if 0 <= count <= _size(x) // 8:
+            # eager, few values below 2^emin: round only those (PyTorch's
+            # eager ``where`` costs about seven elementwise products)
+            if count:
+                out = out + 0 if out is mag else out  # a fresh array to write into
+                sub = None if words is None else words[small]
+                out[small] = _round_small(xp, x[small], mag[small], neg[small], fmt, sub)
+        else:
+            out = xp.where(small, _round_small(xp, x, mag, neg, fmt, words), out)
+    return B.i32_to_f32(_finish(xp, x, bits, mag, neg, out, fmt))
+
+
+def _size(x: Array) -> int:
+    return x.numel() if B.backend_name(x) == "torch" else x.size
+
+
+def _eager(x: Array) -> bool:
+    return B.backend_name(x) in ("numpy", "torch") and not B.is_tracing(x)
+
+
+def _select_rare(xp: Any, eager: bool, cond: Array, a: Array, b: Array) -> Array:
+    """``where(cond, a, b)``; eager, skipped when no element meets ``cond``."""
+    if eager and not bool(xp.any(cond)):
+        return b
+    return xp.where(cond, a, b)
+
+
+def _round_bits(xp: Any, mag: Array, neg: Array, d: int, r: str, words: Array | None) -> Array:
+    """Magnitude bits rounded to a multiple of ``2^d`` by the letter ``r``."""
+    if d == 0:
+        return mag
+    low = mag & ((1 << d) - 1)
+    kept = mag - low
+    if r == "N":
+        half = 1 << (d - 1)
+        up = (low > half) | ((low == half) & ((mag & (1 << d)) != 0))
+    elif r == "Z":
+        return kept
+    elif r == "S":
+        frac = xp.bitwise_left_shift(low, xp.full_like(low, 24 - d))
+        up = (neg & (frac + words >= (1 << 24))) | (~neg & (frac > words))
+    elif r == "U":
+        up = (low != 0) & ~neg
+    else:  # D
+        up = (low != 0) & neg
+    return kept + xp.bitwise_left_shift(xp.astype(up, kept.dtype), xp.full_like(kept, d))
+
+
+def _round_small(xp: Any, x: Array, mag: Array, neg: Array, fmt: FloatingPoint, words: Array | None) -> Array:
+    """Magnitude bits of ``|x|`` rounded to the constant quantum ``2^(emin - m)``
+    (used where ``|x| < 2^emin``)."""
+    qe = fmt.emin - fmt.man_bits
+    t = xp.abs(x) * (2.0 ** -qe)
+    r = fmt.rounding
+    if r == "N":
+        k = xp.round(t)
+    else:
+        k = xp.floor(t)
+        if r != "Z":
+            f = t - k
+            if r == "S":
+                u = B.int_to_f32(words) * (2.0**-24)
+                up = xp.where(neg, (f > 0) & (f >= 1 - u), f > u)
+            else:
+                up = (f > 0) & (~neg if r == "U" else neg)
+            if B.backend_name(x) == "jax":
+                up = xp.where(mag < 0x00800000, _subnormal_up(xp, mag, neg, qe, r, words), up)
+            k = xp.where(up, k + 1, k)
+    return B.f32_to_i32(k * (2.0**qe))
+
+
+def _subnormal_up(xp: Any, mag: Array, neg: Array, qe: int, r: str, words: Array | None) -> Array:
+    """Round-up decision for float32 subnormals (read as zero by XLA on CPU),
+    from ``t = mag * 2^(-149 - qe) < 1/2``: ``F = floor(t * 2^24)`` is
+    ``mag >> (qe + 125)`` and ``sticky`` marks the bits shifted out."""
+    if r in ("U", "D"):
+        return (mag != 0) & (~neg if r == "U" else neg)
+    shift = min(qe + 125, 31)
+    frac = mag >> shift
+    sticky = (mag & ((1 << shift) - 1)) != 0
+    return xp.where(neg, frac >= (1 << 24) - words, (frac > words) | ((frac == words) & sticky))
+
+
+def _finish(xp: Any, x: Array, bits: Array, mag: Array, neg: Array, rounded: Array, fmt: FloatingPoint) -> Array:
+    """Overflow by scheme and rounding, flushing, sign, NaN and unsigned
+    formats (as the integer pipeline)."""
+    eager = _eager(x)
+    max_mag = I.value_bits(fmt.max_value)
+    top = xp.full_like(rounded, max_mag)
+    r = fmt.rounding
+    if fmt.scheme != "I" or r == "Z":
+        out = xp.minimum(rounded, top)  # saturate (Inf bits lie above every finite)
+        if fmt.scheme == "I":
+            out = _select_rare(xp, eager, mag == I.INF_BITS, xp.full_like(out, I.INF_BITS), out)
+    elif r in ("N", "S"):
+        out = _select_rare(xp, eager, rounded > max_mag, xp.full_like(rounded, I.INF_BITS), rounded)
+    else:  # U, D: overflow goes to Inf one way only; Inf stays Inf
+        to_inf = (~neg if r == "U" else neg) | (mag == I.INF_BITS)
+        out = _select_rare(xp, eager, rounded > max_mag, xp.where(to_inf, xp.full_like(top, I.INF_BITS), top), rounded)
+    if fmt.flush:
+        out = xp.where(mag < I.pow2_bits(fmt.emin), xp.zeros_like(out), out)
+    out = out | (bits & I.SIGN_BIT)
+    is_nan = mag > I.INF_BITS
+    if not fmt.signed:
+        out = xp.where((neg | (mag == 0)) & ~is_nan, xp.zeros_like(out), out)
+    return _select_rare(xp, eager, is_nan, bits, out)
