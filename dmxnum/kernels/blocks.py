@@ -61,9 +61,22 @@ class Blocking:
             a = xp.concat([a, pad], axis=self.axis)
         return xp.reshape(a, self.grouped_shape())
 
-    def reduce_max(self, xp: Any, a: Array) -> Array:
-        """Per-block maximum of ``a`` (short block padded with 0), shape ``pre + (nb, 1) + post``."""
-        return xp.max(self.group(xp, a, 0), axis=self.axis + 1, keepdims=True)
+    def reduce_max(self, xp: Any, a: Array, tree: bool = False) -> Array:
+        """Per-block maximum of ``a`` (short block padded with 0), shape ``pre + (nb, 1) + post``.
+
+        ``tree`` (JAX, blocks of a power of two along the last axis): a tree
+        of strided maxima, which XLA on CPU runs about three times faster than
+        its reduction over a short minor axis. It pays only where the result
+        is materialized (e.g. passed through ``lax.cond``): otherwise XLA may
+        fuse the whole tree into each consumer element.
+        """
+        grouped = self.group(xp, a, 0)
+        b = self.block
+        if tree and self.axis == len(self.shape) - 1 and b & (b - 1) == 0 and B.backend_name(a) == "jax":
+            while grouped.shape[-1] > 1:
+                grouped = xp.maximum(grouped[..., 0::2], grouped[..., 1::2])
+            return grouped
+        return xp.max(grouped, axis=self.axis + 1, keepdims=True)
 
     def spread(self, xp: Any, per_block: Array) -> Array:
         """Broadcast a per-block array back to the elements (original shape)."""

@@ -316,7 +316,7 @@ def _block_exponents(xp: Any, x: Array, fmt: Any, amax: Array | None = None):
             bits = B.f32_to_i32(fmax)
             amax = xp.where(xp.isnan(fmax), xp.full_like(bits, I.QNAN_BITS), bits)
         else:
-            amax = blocks.reduce_max(xp, B.f32_to_i32(x) & 0x7FFFFFFF)
+            amax = blocks.reduce_max(xp, B.f32_to_i32(x) & 0x7FFFFFFF, tree=True)
     return blocks, amax
 
 
