@@ -7,7 +7,8 @@ bit patterns of non-negative values are monotonic, and a carry into the
 exponent field is the step to the next binade (or to Inf). This is integer
 arithmetic only. Below ``2^emin`` the quantum is the constant
 ``q = 2^(emin - m)``: ``t = |x| / q`` is a product by a constant power of two
-at least 1 (exact), rounded as a float (``round``, ``floor`` and the
+(exact when at least 1; below 1 only ``N`` and ``Z`` use it, whose results
+do not depend on the lost bits of a tiny ``t``), rounded as a float (``round``, ``floor`` and the
 fraction ``t - floor(t)`` are exact), and ``k * q`` is exact.
 
 Exact on NumPy, PyTorch (eager and ``torch.compile``) and JAX. Under XLA on
@@ -39,6 +40,8 @@ def applies(fmt: Any, backend: str) -> bool:
         return False  # ties go to the even exponent code, float32's parity differs
     if fmt.emin == -126:
         return True  # float32's own exponent grid: no small branch
+    if m < fmt.emin and fmt.rounding not in ("N", "Z"):
+        return False  # t = |x| / q would be a product below 1: S/U/D need its lost bits
     smallest_quantum = fmt.emin - m
     return m - fmt.emin <= 127 and smallest_quantum >= (-124 if backend == "jax" else -149)
 
