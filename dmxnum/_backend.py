@@ -329,6 +329,8 @@ def with_straight_through(
         return fn(x)
     if name == "jax":
         return _jax_ste(fn, grad_mask)(x)
+    if not x.requires_grad:
+        return fn(x)  # no gradient can flow: skip the autograd node
     return _TorchSTE.apply(x, fn, grad_mask)
 
 

@@ -262,8 +262,9 @@ def _round(xp: Any, y: Array, rounding: str, words: Array | None = None, x: Arra
     neg = B.f32_to_i32(y) < 0
     up_pos = (f > u) | ((words == 0) & (a == 0) & (x > 0))
     up_neg = (f > 0) & (f >= 1 - u)
-    k = k0 + xp.astype(xp.where(neg, up_neg, up_pos), y.dtype)
-    return xp.where(neg, -k, k)
+    # bool algebra and copysign rather than ``where`` (slow in eager PyTorch)
+    up = (neg & up_neg) | (~neg & up_pos)
+    return xp.copysign(k0 + xp.astype(up, y.dtype), y)
 
 
 def _scale(xp: Any, v: Array, c: Array, two_step: bool | None = None) -> Array:
@@ -291,12 +292,16 @@ def _biased_exponent(xp: Any, v: Array) -> Array:
 # ----------------------------------------------------------------------------- XP
 def _fixed(xp: Any, x: Array, fmt: FixedPoint, words: Array | None = None) -> Array:
     f = fmt.frac
-    c = xp.full(x.shape, f, dtype=xp.int32, **_device(x))
-    k = _round(xp, _scale(xp, x, c, two_step=not -149 <= f <= 127), fmt.rounding, words, x)
+    if -126 <= f <= 126:  # 2^f and 2^-f are normal: constant scalar products
+        k = _round(xp, x * (2.0**f), fmt.rounding, words, x)
+        down = 2.0**-f
+    else:
+        c = xp.full(x.shape, f, dtype=xp.int32, **_device(x))
+        k = _round(xp, _scale(xp, x, c, two_step=not -149 <= f <= 127), fmt.rounding, words, x)
+        down = _pow2(xp, -c)
     if fmt.clamp:
-        k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
-        return k * _pow2(xp, -c)
-    r = k * _pow2(xp, -c)
+        return xp.clip(k, float(fmt.k_min), float(fmt.k_max)) * down
+    r = k * down
     if 24 - f <= 127:
         r = xp.where(xp.abs(x) >= 2.0 ** (24 - f), x, r)  # multiples of 2^-f already
     return r
@@ -334,7 +339,8 @@ def _bfp(
     k = _round(xp, _scale(xp, grouped, -qe, two_step), fmt.rounding, gw, grouped)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
     r = k * _pow2(xp, qe)
-    r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
+    if not (B.backend_name(x) in ("numpy", "torch") and not B.is_tracing(x) and not bool(xp.any(nan_block))):
+        r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
     return _ungroup(xp, r, blocks)
 
 
