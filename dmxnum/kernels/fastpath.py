@@ -73,8 +73,9 @@ def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
     native-dtype path), without data-dependent branches."""
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
-    if getattr(fmt, "rounding", "N") not in ("N", "Z"):
-        return None  # stochastic: the fused integer pipeline measured faster here
+    rounding = getattr(fmt, "rounding", "N")
+    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, FixedPoint)):
+        return None  # stochastic BFP: the fused integer pipeline measured faster here
     if isinstance(fmt, FixedPoint):
         return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):

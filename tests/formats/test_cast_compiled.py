@@ -45,7 +45,7 @@ def test_jax_jit_matches_reference(fmt: str, shape) -> None:
     assert_bit_exact(y, fmt, x, random_bits=words)
 
 
-TORCH_MATRIX = ["FP16", "MXFP8[E5M2]{7,0}", "MXFP6[E2M3]{32,-1}", "FP[0|5|3,20](FZ)", "XP[10,-3](__Z)", "BFP[12|8]{7,1}(SZ)", "FP8_E4M3FN", "FP[1|3|0,3](_NI)", "FP[1|5|2,15](_S)", "XP[8,3](CSN)",
+TORCH_MATRIX = ["FP16", "XP[8,3](CSS)", "XP[6,-2](C_S)", "XP[25,149](_SU)", "MXFP8[E5M2]{7,0}", "MXFP6[E2M3]{32,-1}", "FP[0|5|3,20](FZ)", "XP[10,-3](__Z)", "BFP[12|8]{7,1}(SZ)", "FP8_E4M3FN", "FP[1|3|0,3](_NI)", "FP[1|5|2,15](_S)", "XP[8,3](CSN)",
                 "BFP[8|8]{64,-1}(SN)", "BFP[4|8]{5,0}(_D)", "MXFP8[E4M3]{32,-1}", "MXFP4[E2M1]{32,1}",
                 "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}"]
 
