@@ -98,7 +98,8 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
     """
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
-    if getattr(fmt, "rounding", "N") not in ("N", "Z"):
+    rounding = getattr(fmt, "rounding", "N")
+    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, BlockFloatingPoint)):
         return None
     if isinstance(fmt, FixedPoint):
         return (lambda xp, v, w=None: _fixed(xp, v, fmt, w)) if fmt.frac <= 124 else None
@@ -107,7 +108,9 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
             qe = xp_clip_shared(amax) - (fmt.man_bits - 2)
             return (qe >= -124) | (amax == 0) | (amax >= 0x7F800000)
 
-        return lambda xp, v, w=None: _jax_guarded(xp, v, fmt, safe, lambda w, a: _bfp(xp, w, fmt, two_step=True, amax=a))
+        return lambda xp, v, w=None: _jax_guarded(
+            xp, v, w, fmt, safe, lambda v, a, w: _bfp(xp, v, fmt, two_step=True, amax=a, words=w)
+        )
     if isinstance(fmt, MXFloat):
         el = fmt.element
 
@@ -117,7 +120,7 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
             shared = jnp.maximum((amax >> 23) - 127 - fmt.element_emax, -127)
             return (el.emin + shared - el.man_bits >= -124) | (amax == 0) | (amax >= 0x7F800000)
 
-        return lambda xp, v, w=None: _jax_guarded(xp, v, fmt, safe_mx, lambda w, a: _mxfp_jax(xp, w, fmt, amax=a))
+        return lambda xp, v, w=None: _jax_guarded(xp, v, w, fmt, safe_mx, lambda v, a, w: _mxfp_jax(xp, v, fmt, amax=a))
     return None
 
 
@@ -129,13 +132,18 @@ def xp_clip_shared(amax: Array) -> Array:
     return jnp.clip((amax >> 23) - 127, -127, 127)
 
 
-def _jax_guarded(xp: Any, x: Array, fmt: Any, safe: Callable[[Array], Array], fast: Callable[[Array], Array]) -> Array:
+def _jax_guarded(
+    xp: Any, x: Array, words: Array | None, fmt: Any, safe: Callable[[Array], Array], fast: Callable[..., Array]
+) -> Array:
+    """``fast(x, amax, words)`` when ``safe(amax)`` holds for every block, else
+    the integer pipeline (one ``lax.cond`` per array)."""
     import jax
 
     from .dispatch import integer_path
 
     _, amax = _block_exponents(xp, x, fmt)
-    return jax.lax.cond(xp.all(safe(amax)), fast, lambda w, a: integer_path(xp, w, fmt, None), x, amax)
+    slow = lambda v, a, w: integer_path(xp, v, fmt, w)  # noqa: E731
+    return jax.lax.cond(xp.all(safe(amax)), fast, slow, x, amax, words)
 
 
 def _mxfp_jax(xp: Any, x: Array, fmt: MXFloat, amax: Array | None = None) -> Array:
@@ -338,11 +346,31 @@ def _bfp(
     grouped = blocks.group(xp, x, 0)
     gw = None if words is None else blocks.group(xp, words, 0)
     k = _round(xp, _scale(xp, grouped, -qe, two_step), fmt.rounding, gw, grouped)
+    if gw is not None and B.backend_name(x) == "jax":
+        k = _jax_subnormal_stochastic(xp, grouped, k, qe, gw)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
     r = k * _pow2(xp, qe)
     if not (B.backend_name(x) in ("numpy", "torch") and not B.is_tracing(x) and not bool(xp.any(nan_block))):
         r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
     return _ungroup(xp, r, blocks)
+
+
+def _jax_subnormal_stochastic(xp: Any, x: Array, k: Array, qe: Array, words: Array) -> Array:
+    """``k`` with the stochastic rounding of float32 subnormal ``x`` redone on
+    integers (XLA on CPU reads them as zero). With ``qe >= -124``,
+    ``t = mag * 2^(-149 - qe) < 1/4``: ``F = floor(t * 2^24)`` is
+    ``mag >> (qe + 125)``, ``sticky`` the bits shifted out; ``x > 0`` rounds up
+    iff ``t > w * 2^-24``, ``x < 0`` iff ``t >= 1 - w * 2^-24``."""
+    bits = B.f32_to_i32(x)
+    mag = bits & I.MAG_MASK
+    shift = xp.clip(qe + 125, 1, 31)
+    frac = mag >> shift
+    sticky = (mag & ((xp.ones_like(shift) << shift) - 1)) != 0
+    neg = bits < 0
+    up = (neg & (frac >= (1 << 24) - words)) | (~neg & ((frac > words) | ((frac == words) & sticky)))
+    k_sub = xp.astype(up, k.dtype)
+    k_sub = xp.where(neg, -k_sub, k_sub)
+    return xp.where(mag < 0x00800000, k_sub, k)
 
 
 def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array:

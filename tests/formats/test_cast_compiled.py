@@ -60,3 +60,19 @@ def test_torch_compile_matches_reference(fmt: str) -> None:
     w = None if words is None else torch.from_numpy(words.view(np.int32))
     y = compiled(torch.from_numpy(x), w)
     assert_bit_exact(y, fmt, x, random_bits=words)
+
+
+@pytest.mark.parametrize("fmt", ["BFP[8|8]{64,-1}(SS)", "BFP[4|8]{5,0}(_S)", "BFP[8|8]{16,-1}(SS)"])
+def test_jax_jit_stochastic_bfp_with_subnormal_elements(fmt: str) -> None:
+    """Blocks whose quantum allows the float path (amax near 2^-100 .. 2^0)
+    but that hold float32 subnormals, which XLA reads as zero: their
+    stochastic rounding must still follow the words."""
+    rng = np.random.default_rng(11)
+    shape = (40, 64)
+    x = (rng.standard_normal(shape) * 2.0 ** rng.integers(-100, 1, shape)).astype(np.float32)
+    sub = rng.random(shape) < 0.4
+    x[sub] = (rng.integers(-(2**23), 2**23, shape) * 2.0**-149).astype(np.float32)[sub]
+    words = rng.integers(0, 2**32, shape, dtype=np.uint32)
+    words[rng.random(shape) < 0.2] = 0
+    y = _jitted(fmt)(jnp.asarray(x), jnp.asarray(words))
+    assert_bit_exact(y, fmt, x, random_bits=words)
