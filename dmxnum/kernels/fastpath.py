@@ -1,15 +1,17 @@
-"""Float fast paths for eager NumPy and PyTorch (round-to-nearest-even and toward zero).
+"""Fast paths: FP on the bit pattern, float paths for XP and blocked formats.
 
-NumPy and eager PyTorch on CPU honour IEEE subnormals, so multiplying by a
-power of two is exact whenever the product is representable, and
-``round``/``trunc`` are exact. For ``N`` and ``Z`` rounding a cast is then a
-handful of whole-array float operations: ``k = round(x * 2^-qe)``, range
-handling on ``k``, ``k * 2^qe``. A product ``x * 2^-qe`` can only be inexact
-when it is far below 0.5 (a subnormal), where ``round``/``trunc`` give a
-signed zero either way. Each path states when it applies
-(:func:`fast_path`); everything else (JAX, ``torch.compile``, stochastic and
-directed rounding, the rare subnormal cases named below) takes the integer
-pipeline. Tests prove both paths against the reference.
+NumPy, eager PyTorch and inductor on CPU honour IEEE subnormals, so
+multiplying by a power of two is exact whenever the product is
+representable, and ``round``/``trunc``/``floor`` are exact. A cast is then a
+handful of whole-array float operations: ``k = round(x * 2^-qe)`` (or the
+exact stochastic decision of :func:`_round`), range handling on ``k``,
+``k * 2^qe``. A product ``x * 2^-qe`` can only be inexact when it is far
+below 0.5 (a subnormal), where rounding gives a signed zero either way. XLA
+on CPU reads subnormals as zero, so JAX paths also require quanta of at
+least ``2^-124`` (:func:`_jax_path`). FP formats go through
+:mod:`.fp_bits`. Each path states when it applies (:func:`fast_path`);
+everything else takes the integer pipeline. Tests prove every path against
+the reference.
 """
 
 from __future__ import annotations
@@ -92,17 +94,20 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
     They apply when every quantum is at least ``2^-124``: then any subnormal
     input or product is below half a quantum and rounds (N or Z) to a signed
     zero anyway, and every nonzero result ``k * 2^qe`` is normal; products by
-    powers of two are exact, and no addition follows a product (no FMA). FP
-    and XP decide this from the format; blocked formats check every block's
-    quantum at run time (``lax.cond``) and otherwise take the integer pipeline.
+    powers of two are exact, and no addition follows a product (no FMA).
+    Stochastic XP and BFP redo subnormal elements on integers
+    (:func:`_jax_subnormal_stochastic`). XP decides this from the format;
+    blocked formats check every block's quantum at run time (``lax.cond``)
+    and otherwise take the integer pipeline.
     """
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
     rounding = getattr(fmt, "rounding", "N")
-    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, BlockFloatingPoint)):
+    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, STOCHASTIC_FAST)):
         return None
     if isinstance(fmt, FixedPoint):
-        return (lambda xp, v, w=None: _fixed(xp, v, fmt, w)) if fmt.frac <= 124 else None
+        lowest = -126 if rounding == "S" else -(2**31)  # S: the constant-product branch of _fixed
+        return (lambda xp, v, w=None: _fixed(xp, v, fmt, w)) if lowest <= fmt.frac <= 124 else None
     if isinstance(fmt, BlockFloatingPoint):
         def safe(amax: Array) -> Array:
             qe = xp_clip_shared(amax) - (fmt.man_bits - 2)
@@ -303,6 +308,8 @@ def _fixed(xp: Any, x: Array, fmt: FixedPoint, words: Array | None = None) -> Ar
     f = fmt.frac
     if -126 <= f <= 126:  # 2^f and 2^-f are normal: constant scalar products
         k = _round(xp, x * (2.0**f), fmt.rounding, words, x)
+        if words is not None and B.backend_name(x) == "jax":
+            k = _jax_subnormal_stochastic(xp, x, k, xp.full_like(words, -f), words)
         down = 2.0**-f
     else:
         c = xp.full(x.shape, f, dtype=xp.int32, **_device(x))

@@ -76,3 +76,17 @@ def test_jax_jit_stochastic_bfp_with_subnormal_elements(fmt: str) -> None:
     words[rng.random(shape) < 0.2] = 0
     y = _jitted(fmt)(jnp.asarray(x), jnp.asarray(words))
     assert_bit_exact(y, fmt, x, random_bits=words)
+
+
+@pytest.mark.parametrize("fmt", ["XP[8,3](CSS)", "XP[6,-2](C_S)", "XP[25,124](__S)", "XP[12,-117](CSS)"])
+def test_jax_jit_stochastic_xp_with_subnormals(fmt: str) -> None:
+    """Stochastic XP under jit on subnormal-heavy data, zero words included."""
+    rng = np.random.default_rng(12)
+    shape = (30, 50)
+    x = edge_heavy(shape, 12)
+    sub = rng.random(shape) < 0.3
+    x[sub] = (rng.integers(-(2**23), 2**23, shape) * 2.0**-149).astype(np.float32)[sub]
+    words = rng.integers(0, 2**32, shape, dtype=np.uint32)
+    words[rng.random(shape) < 0.2] = 0
+    y = _jitted(fmt)(jnp.asarray(x), jnp.asarray(words))
+    assert_bit_exact(y, fmt, x, random_bits=words)
