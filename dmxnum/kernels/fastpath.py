@@ -77,11 +77,11 @@ def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
         fmt = fmt.as_bfp
     rounding = getattr(fmt, "rounding", "N")
     if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, FixedPoint)):
-        return None  # stochastic BFP: the fused integer pipeline measured faster here
+        return None  # stochastic BFP: the fused integer pipeline measured faster here (5-8x vs 20x)
     if isinstance(fmt, FixedPoint):
         return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
-        return lambda xp, v, w=None: _bfp(xp, v, fmt, two_step=True, words=w)
+        return lambda xp, v, w=None: _bfp(xp, v, fmt, words=w)
     if isinstance(fmt, MXFloat):
         return lambda xp, v, w=None: _mxfp(xp, v, fmt)
     return None
@@ -114,7 +114,7 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
             return (qe >= -124) | (amax == 0) | (amax >= 0x7F800000)
 
         return lambda xp, v, w=None: _jax_guarded(
-            xp, v, w, fmt, safe, lambda v, a, w: _bfp(xp, v, fmt, two_step=True, amax=a, words=w)
+            xp, v, w, fmt, safe, lambda v, a, w: _bfp(xp, v, fmt, amax=a, words=w)
         )
     if isinstance(fmt, MXFloat):
         el = fmt.element
@@ -250,10 +250,14 @@ def _mxfp_native(xp: Any, x: Array, fmt: MXFloat, dtype: Any) -> Array:
 
 # ----------------------------------------------------------------------------- helpers
 def _pow2(xp: Any, e: Array) -> Array:
-    """float32 ``2^e`` for integer arrays ``-149 <= e <= 127`` (built from bits)."""
-    normal = xp.bitwise_left_shift(e + 127, xp.full_like(e, 23))
-    sub = xp.bitwise_left_shift(xp.ones_like(e), xp.clip(e + 149, 0, 22))
-    return B.i32_to_f32(xp.where(e >= -126, normal, sub))
+    """float32 ``2^e`` for integer arrays ``-149 <= e <= 127``: a normal power
+    built from bits, times a second one for ``e < -126`` (an exact subnormal
+    on IEEE backends; XLA flushes it, as it would read a subnormal constant as
+    zero). Only ``<<`` by a Python constant: inductor scalarizes a shift by a
+    tensor, which made stochastic BFP 50x slower under torch.compile."""
+    normal = xp.clip(e, -126, 127)
+    below = e - normal  # -23 .. 0
+    return B.i32_to_f32((normal + 127) << 23) * B.i32_to_f32((below + 127) << 23)
 
 
 def _round(xp: Any, y: Array, rounding: str, words: Array | None = None, x: Array | None = None) -> Array:
@@ -273,7 +277,7 @@ def _round(xp: Any, y: Array, rounding: str, words: Array | None = None, x: Arra
     k0 = xp.floor(a)
     f = a - k0
     u = xp.astype(words, y.dtype) * (2.0**-24)
-    neg = B.f32_to_i32(y) < 0
+    neg = y < 0  # the sign of a zero y does not matter: k = 0 either way, copysign keeps it
     up_pos = (f > u) | ((words == 0) & (a == 0) & (x > 0))
     up_neg = (f > 0) & (f >= 1 - u)
     # bool algebra and copysign rather than ``where`` (slow in eager PyTorch)
@@ -342,7 +346,7 @@ def _block_exponents(xp: Any, x: Array, fmt: Any, amax: Array | None = None):
 
 
 def _bfp(
-    xp: Any, x: Array, fmt: BlockFloatingPoint, two_step: bool | None = None, amax: Array | None = None,
+    xp: Any, x: Array, fmt: BlockFloatingPoint, amax: Array | None = None,
     words: Array | None = None,
 ) -> Array:
     blocks, amax = _block_exponents(xp, x, fmt, amax)
@@ -352,7 +356,15 @@ def _bfp(
     nan_block = amax >= 0x7F800000
     grouped = blocks.group(xp, x, 0)
     gw = None if words is None else blocks.group(xp, words, 0)
-    k = _round(xp, _scale(xp, grouped, -qe, two_step), fmt.rounding, gw, grouped)
+    # t = x * 2^-qe as (x * 2^-min(shared, 126)) * 2^(m-2) (halved for
+    # shared = 127): one normal per-block power, cheap for inductor to
+    # recompute at each use of t. The first product is inexact only below
+    # 2^-126, where t < 2^-100 rounds the same way whatever its value (zero,
+    # or w == 0 for S, see _round).
+    up_scale = float(2 ** (fmt.man_bits - 2))
+    scaled = grouped * B.i32_to_f32((127 - xp.minimum(shared, xp.full_like(shared, 126))) << 23)
+    top = up_scale - (up_scale / 2) * xp.astype(shared == 127, scaled.dtype)  # per block
+    k = _round(xp, scaled * top, fmt.rounding, gw, grouped)
     if gw is not None and B.backend_name(x) == "jax":
         k = _jax_subnormal_stochastic(xp, grouped, k, qe, gw)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
