@@ -75,6 +75,9 @@ def cast_fp_bits(xp: Any, x: Array, fmt: FloatingPoint, words: Array | None = No
                 out = out + 0 if out is mag else out  # a fresh array to write into
                 sub = None if words is None else words[small]
                 out[small] = _round_small(xp, x[small], mag[small], neg[small], fmt, sub)
+        elif count >= 0:  # eager, many small values: an integer blend beats ``where`` there
+            rounded_small = _round_small(xp, x, mag, neg, fmt, words)
+            out = out + (rounded_small - out) * xp.astype(small, out.dtype)
         else:
             out = xp.where(small, _round_small(xp, x, mag, neg, fmt, words), out)
     return B.i32_to_f32(_finish(xp, x, bits, mag, neg, out, fmt))
