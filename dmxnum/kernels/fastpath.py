@@ -369,7 +369,7 @@ def _bfp(
         k = _jax_subnormal_stochastic(xp, grouped, k, qe, gw)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
     r = k * _pow2(xp, qe)
-    if not (B.backend_name(x) in ("numpy", "torch") and not B.is_tracing(x) and not bool(xp.any(nan_block))):
+    if not (_is_eager(x) and not bool(xp.any(nan_block))):
         r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
     return _ungroup(xp, r, blocks)
 
@@ -407,8 +407,15 @@ def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array:
     grouped = blocks.group(xp, x, 0)
     y = fp_bits.cast_fp_bits(xp, grouped * _pow2(xp, -shared), el)
     r = y * _pow2(xp, shared)
-    r = xp.where(amax >= 0x7F800000, xp.full_like(r, float("nan")), r)
+    nan_block = amax >= 0x7F800000
+    if not (_is_eager(x) and not bool(xp.any(nan_block))):
+        r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
     return _ungroup(xp, r, blocks)
+
+
+def _is_eager(x: Array) -> bool:
+    """NumPy or PyTorch outside tracing: data-dependent shortcuts are allowed."""
+    return B.backend_name(x) in ("numpy", "torch") and not B.is_tracing(x)
 
 
 def _ungroup(xp: Any, r: Array, blocks: Any) -> Array:

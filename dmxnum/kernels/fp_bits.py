@@ -102,12 +102,11 @@ def _round_bits(xp: Any, mag: Array, neg: Array, d: int, r: str, words: Array | 
     """Magnitude bits rounded to a multiple of ``2^d`` by the letter ``r``."""
     if d == 0:
         return mag
+    if r == "N":  # add just under half a quantum, plus one when the kept part is odd
+        return (mag + ((1 << (d - 1)) - 1) + ((mag >> d) & 1)) & ~((1 << d) - 1)
     low = mag & ((1 << d) - 1)
     kept = mag - low
-    if r == "N":
-        half = 1 << (d - 1)
-        up = (low > half) | ((low == half) & ((mag & (1 << d)) != 0))
-    elif r == "Z":
+    if r == "Z":
         return kept
     elif r == "S":
         frac = xp.bitwise_left_shift(low, xp.full_like(low, 24 - d))
@@ -116,7 +115,7 @@ def _round_bits(xp: Any, mag: Array, neg: Array, d: int, r: str, words: Array | 
         up = (low != 0) & ~neg
     else:  # D
         up = (low != 0) & neg
-    return kept + xp.bitwise_left_shift(xp.astype(up, kept.dtype), xp.full_like(kept, d))
+    return kept + (xp.astype(up, kept.dtype) << d)
 
 
 def _round_small(xp: Any, x: Array, mag: Array, neg: Array, fmt: FloatingPoint, words: Array | None) -> Array:
