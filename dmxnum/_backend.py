@@ -248,14 +248,32 @@ def check_words(words: Array, shape: tuple[int, ...]) -> None:
         raise TypeError(f"random_bits must be uint32 (one word per element), got dtype {name}")
 
 
-def resolve_words(x: Array, key: Any, random_bits: Any) -> Array:
-    """The int32 top-24-bit random values ``r >> 8`` for each element of ``x``."""
+def resolve_words(x: Array, key: Any, random_bits: Any, raw: bool = False) -> Array:
+    """The int32 top-24-bit random values ``r >> 8`` for each element of ``x``;
+    with ``raw`` (JAX only), the uint32 words ``r`` themselves, for kernels
+    that convert them where they are used (:func:`as_top24`)."""
     if random_bits is None:
         random_bits = random_words(key, tuple(x.shape), x)
     else:
         random_bits = convert_like(random_bits, x)
         check_words(random_bits, tuple(x.shape))
+    if raw and backend_name(x) == "jax":
+        import jax.numpy as jnp
+
+        return random_bits.astype(jnp.uint32)
     return words_to_top24(random_bits)
+
+
+def as_top24(words: Array | None) -> Array | None:
+    """``words`` as the int32 ``r >> 8`` the kernels take: JAX uint32 words are
+    raw ``r`` (see :func:`resolve_words`) and get converted; int32 words are
+    already converted. Converting inside a ``lax.cond`` branch rather than
+    before it spares XLA a materialized copy of the words."""
+    if words is None or backend_name(words) != "jax":
+        return words
+    import jax.numpy as jnp
+
+    return words_to_top24(words) if words.dtype == jnp.uint32 else words
 
 
 def convert_like(a: Any, like: Array) -> Array:

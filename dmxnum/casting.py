@@ -53,7 +53,7 @@ def cast(
         from .kernels.blocks import normalize_axis
 
         normalize_axis(x.ndim, fmt.axis, fmt)
-    words = B.resolve_words(x, key, random_bits) if fmt.stochastic else None
+    words = B.resolve_words(x, key, random_bits, raw=True) if fmt.stochastic else None
     if B.backend_name(x) == "jax":
         return _jax_cast(fmt, gradient)(x, words)
     run = functools.partial(_cast_any_dtype, fmt=fmt, words=words)

@@ -18,7 +18,8 @@ Array = Any
 
 
 def cast_float32(x: Array, fmt: Any, words: Array | None = None) -> Array:
-    """Cast a float32 array ``x`` to ``fmt``; ``words`` are the int32 ``r >> 8``."""
+    """Cast a float32 array ``x`` to ``fmt``; ``words`` are the int32 ``r >> 8``
+    (JAX: or the raw uint32 words ``r``, see :func:`.._backend.as_top24`)."""
     xp = B.namespace(x)
     if x.ndim == 0 and getattr(fmt, "blocked", False):
         raise ValueError(f"blocked format {fmt} needs an array with ndim >= 1, got a 0-d array")
@@ -32,6 +33,8 @@ def cast_float32(x: Array, fmt: Any, words: Array | None = None) -> Array:
 
     path = fast_path(x, fmt)
     if path is not None:
+        if not getattr(path, "takes_raw_words", False):
+            words = B.as_top24(words)
         if B.backend_name(x) == "numpy":
             with np.errstate(all="ignore"):  # Inf/NaN arithmetic is intended here
                 out = path(xp, x, words)
@@ -44,6 +47,7 @@ def cast_float32(x: Array, fmt: Any, words: Array | None = None) -> Array:
 
 def integer_path(xp: Any, x: Array, fmt: Any, words: Array | None) -> Array:
     """The exact integer pipeline for ``fmt`` on float32 ``x`` (every backend)."""
+    words = B.as_top24(words)
     p = I.split(xp, B.f32_to_i32(x))
     if isinstance(fmt, FloatingPoint):
         out = _floating(xp, p, fmt, words)

@@ -25,6 +25,7 @@ from ..formats.block import BlockFloatingPoint, MXInt
 from ..formats.fixed import FixedPoint
 from ..formats.floating import FloatingPoint
 from ..formats.mx import MXFloat
+from ..formats.scaled import ScaledBFP
 from . import bits as I
 from . import fp_bits
 from .blocks import blocking_for
@@ -42,6 +43,8 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     name = B.backend_name(x)
     if fp_bits.applies(fmt, name) and (name == "jax" or B.is_tracing(x) or native_dtype(fmt, name) is None):
         return lambda xp, v, w=None: fp_bits.cast_fp_bits(xp, v, fmt, w)
+    if isinstance(fmt, ScaledBFP):
+        return _sbfp_path(fmt, name)
     if name == "jax":
         return _jax_path(fmt)
     if B.is_tracing(x):
@@ -65,6 +68,23 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     return None
 
 
+def _sbfp_path(fmt: ScaledBFP, backend: str) -> Callable[..., Array]:
+    """SBFP by float operations (:mod:`.scaled_fast`): as is on IEEE
+    backends, behind a run-time guard on JAX."""
+    from . import scaled_fast
+
+    if backend == "jax":
+        return takes_raw_words(lambda xp, v, w=None: scaled_fast.jax_sbfp(xp, v, fmt, w))
+    return lambda xp, v, w=None: scaled_fast.cast_sbfp_fast(xp, v, fmt, w)
+
+
+def takes_raw_words(path: Callable[..., Array]) -> Callable[..., Array]:
+    """Mark a JAX path that passes the words through ``lax.cond`` and converts
+    them in each branch (:func:`.._backend.as_top24`)."""
+    path.takes_raw_words = True  # type: ignore[attr-defined]
+    return path
+
+
 #: families whose eager float paths also do stochastic rounding
 STOCHASTIC_FAST = (FixedPoint, BlockFloatingPoint)
 
@@ -76,8 +96,8 @@ def _compiled_path(fmt: Any) -> Callable[[Any, Array], Array | None] | None:
     if isinstance(fmt, MXInt):
         fmt = fmt.as_bfp
     rounding = getattr(fmt, "rounding", "N")
-    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, FixedPoint)):
-        return None  # stochastic BFP: the fused integer pipeline measured faster here (5-8x vs 20x)
+    if rounding not in ("N", "Z") and not (rounding == "S" and isinstance(fmt, STOCHASTIC_FAST)):
+        return None
     if isinstance(fmt, FixedPoint):
         return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
@@ -113,9 +133,9 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
             qe = xp_clip_shared(amax) - (fmt.man_bits - 2)
             return (qe >= -124) | (amax == 0) | (amax >= 0x7F800000)
 
-        return lambda xp, v, w=None: _jax_guarded(
-            xp, v, w, fmt, safe, lambda v, a, w: _bfp(xp, v, fmt, amax=a, words=w)
-        )
+        return takes_raw_words(lambda xp, v, w=None: _jax_guarded(
+            xp, v, w, fmt, safe, lambda v, a, w: _bfp(xp, v, fmt, amax=a, words=B.as_top24(w))
+        ))
     if isinstance(fmt, MXFloat):
         el = fmt.element
 
@@ -261,28 +281,60 @@ def _pow2(xp: Any, e: Array) -> Array:
 
 
 def _round(xp: Any, y: Array, rounding: str, words: Array | None = None, x: Array | None = None) -> Array:
-    """Round ``t = y`` (``x * 2^-qe``) to an integer-valued float by the letter.
-
-    ``S`` (IEEE backends only): with ``a = |t|``, ``f = a - floor(a)`` (exact),
-    ``u = w * 2^-24``: a positive ``t`` rounds up iff ``f > u``; a negative one
-    rounds its magnitude up iff ``f > 0`` and ``f >= 1 - u`` (that is, not
-    ``1 - f > u``), all exact float operations. A ``t`` that underflowed to 0
-    from a nonzero ``x`` rounds up iff ``w == 0`` and ``x > 0``.
-    """
+    """Round ``t = y`` (``x * 2^-qe``) to an integer-valued float by the letter
+    ``N``, ``Z`` or ``S`` (see :func:`round_magnitude`; given ``x``, a ``t``
+    that underflowed to 0 from a nonzero ``x`` rounds up iff ``w == 0`` and
+    ``x > 0``)."""
     if rounding == "N":
         return xp.round(y)
     if rounding == "Z":
         return xp.trunc(y)
     a = xp.abs(y)
+    tiny_up = None if x is None else (words == 0) & (a == 0) & (x > 0)
+    return xp.copysign(round_magnitude(xp, a, rounding, words, y < 0, tiny_up), y)
+
+
+def round_magnitude(
+    xp: Any, a: Array, rounding: str, words: Array | None = None, neg: Array | None = None,
+    tiny_up: Array | None = None,
+) -> Array:
+    """The magnitude of ``t`` rounded by the letter ``N``, ``Z`` or ``S``, from
+    ``a = |t|`` and (for ``S``) the boolean ``neg = t < 0``.
+
+    ``S`` (IEEE backends; XLA where ``t`` is normal or zero): with
+    ``f = a - floor(a)`` (exact) and ``u = w * 2^-24``, a positive ``t``
+    rounds up iff ``f > u`` (or where ``tiny_up`` holds); a negative one
+    rounds its magnitude up iff ``f >= 1 - u`` (which implies ``f > 0``). An
+    infinite ``t`` is not rounded up (callers clamp it; compiled, ``a`` is
+    capped at ``2^24``, above every integer range). Eager, the tests are
+    comparisons combined by boolean algebra (``where`` on booleans is 20
+    times slower in eager PyTorch); compiled, each is the sign of one IEEE
+    subtraction (``fl(b - c)`` has the sign of ``b - c`` and is zero only
+    when ``b == c``) read by ``ceil`` on a value in ``(-1, 1]``: boolean
+    arithmetic made inductor's kernels up to 15 times slower.
+    """
+    if rounding == "N":
+        return xp.round(a)
+    if rounding == "Z":
+        return xp.floor(a)
+    eager = _is_eager(a)
+    if not eager:
+        a = xp.minimum(a, xp.full_like(a, 2.0**24))
     k0 = xp.floor(a)
-    f = a - k0
-    u = xp.astype(words, y.dtype) * (2.0**-24)
-    neg = y < 0  # the sign of a zero y does not matter: k = 0 either way, copysign keeps it
-    up_pos = (f > u) | ((words == 0) & (a == 0) & (x > 0))
-    up_neg = (f > 0) & (f >= 1 - u)
-    # bool algebra and copysign rather than ``where`` (slow in eager PyTorch)
-    up = (neg & up_neg) | (~neg & up_pos)
-    return xp.copysign(k0 + xp.astype(up, y.dtype), y)
+    f = a - k0  # eager: NaN for an infinite t, which then does not round up
+    u = xp.astype(words, a.dtype) * (2.0**-24)
+    if eager:
+        up_pos = f > u
+        if tiny_up is not None:
+            up_pos = up_pos | tiny_up
+        up = xp.astype((neg & (f >= 1.0 - u)) | (~neg & up_pos), a.dtype)
+    else:
+        up_pos = xp.ceil(f - u)  # 1 iff f > u, else 0 or -0
+        up_neg = 1.0 - xp.ceil((1.0 - u) - f)  # 1 iff f >= 1 - u
+        up = xp.where(neg, up_neg, up_pos)
+        if tiny_up is not None:
+            up = xp.where(tiny_up, xp.ones_like(up), up)
+    return k0 + up
 
 
 def _scale(xp: Any, v: Array, c: Array, two_step: bool | None = None) -> Array:
