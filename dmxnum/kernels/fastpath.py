@@ -27,7 +27,7 @@ from ..formats.floating import FloatingPoint
 from ..formats.mx import MXFloat
 from ..formats.scaled import ScaledBFP
 from . import bits as I
-from . import fp_bits
+from . import fp_bits, fp_quantum
 from .blocks import blocking_for
 
 Array = Any
@@ -41,6 +41,9 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     normal lies below float32's.
     """
     name = B.backend_name(x)
+    eager = name != "jax" and not B.is_tracing(x)
+    if eager and fp_quantum.applies(fmt) and native_dtype(fmt, name) is None:
+        return lambda xp, v, w=None: fp_quantum.cast_fp_quantum(xp, v, fmt)
     if fp_bits.applies(fmt, name) and (name == "jax" or B.is_tracing(x) or native_dtype(fmt, name) is None):
         return lambda xp, v, w=None: fp_bits.cast_fp_bits(xp, v, fmt, w)
     if isinstance(fmt, ScaledBFP):
@@ -457,7 +460,11 @@ def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array:
     blocks, amax = _block_exponents(xp, x, fmt)
     shared = xp.maximum((amax >> 23) - 127 - fmt.element_emax, xp.full_like(amax, -127))
     grouped = blocks.group(xp, x, 0)
-    y = fp_bits.cast_fp_bits(xp, grouped * _pow2(xp, -shared), el)
+    scaled = grouped * _pow2(xp, -shared)
+    if _is_eager(x) and fp_quantum.applies(el):
+        y = fp_quantum.cast_fp_quantum(xp, scaled, el)
+    else:
+        y = fp_bits.cast_fp_bits(xp, scaled, el)
     r = y * _pow2(xp, shared)
     nan_block = amax >= 0x7F800000
     if not (_is_eager(x) and not bool(xp.any(nan_block))):

@@ -1,0 +1,57 @@
+"""Eager FP casts to nearest (or toward zero) by a per-element power-of-two quantum.
+
+For a signed, saturating (scheme S, E or A), non-flushing format, the SPEC's
+quantum is ``q = 2^(E - m)`` with ``E = max(floor(log2 |x|), emin)``, and
+rounding with an unbounded exponent then saturating equals clamping to
+``±max`` first (``max`` lies on the grid, rounding is monotonic). So
+
+    v = clip(x, -max, max);  fmt(x) = round(v * 2^(m - E)) * 2^(E - m)
+
+with ``E`` read from the exponent field of ``v`` and both powers built from
+bits. ``v * 2^(m - E)`` is exact (a power-of-two product with a normal
+result) unless ``v`` is a float32 subnormal scaled down, which lies far below
+one half and rounds to a signed zero either way; ``round`` is half-to-even
+and ``k * 2^(E - m)`` is a value of the format, so exact. NaN propagates
+through every step. About a dozen whole-array operations with no data-dependent
+branch: cheaper in eager PyTorch than rounding the bit pattern and then
+treating values below ``2^emin`` apart (:mod:`.fp_bits`). Eager NumPy and
+PyTorch only (XLA reads subnormals as zero; compiled paths use
+:mod:`.fp_bits`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _backend as B
+from ..formats.floating import FloatingPoint
+
+Array = Any
+
+
+def applies(fmt: Any) -> bool:
+    """Whether :func:`cast_fp_quantum` computes ``fmt`` exactly (eager IEEE backends)."""
+    if not isinstance(fmt, FloatingPoint):
+        return False
+    m, emin = fmt.man_bits, fmt.emin
+    return (
+        fmt.signed and not fmt.flush and fmt.scheme in ("S", "E", "A") and fmt.rounding in ("N", "Z")
+        and m - emin <= 127  # 2^(m - E) is a normal float32
+        and emin - m >= -126  # so is 2^(E - m)
+    )
+
+
+def cast_fp_quantum(xp: Any, x: Array, fmt: FloatingPoint) -> Array:
+    """``fmt(x)`` for float32 ``x`` when :func:`applies` holds (see the module docstring)."""
+    m = fmt.man_bits
+    v = xp.clip(x, -fmt.max_value, fmt.max_value)
+    biased = xp.maximum((B.f32_to_i32(v) >> 23) & 0xFF, xp.asarray(fmt.emin + 127, dtype=xp.int32, **_device(x)))
+    down = B.i32_to_f32((254 + m - biased) << 23)  # 2^(m - E)
+    up = B.i32_to_f32((biased - m) << 23)  # 2^(E - m)
+    scaled = v * down
+    k = xp.round(scaled) if fmt.rounding == "N" else xp.trunc(scaled)
+    return k * up
+
+
+def _device(x: Array) -> dict:
+    return {"device": x.device} if B.backend_name(x) == "torch" else {}
