@@ -36,6 +36,7 @@ def applies(fmt: Any) -> bool:
     m, emin = fmt.man_bits, fmt.emin
     return (
         fmt.signed and not fmt.flush and fmt.scheme in ("S", "E", "A") and fmt.rounding in ("N", "Z")
+        and not (m == 0 and fmt.rounding == "N")  # ties go to the even exponent code, not the even k
         and m - emin <= 127  # 2^(m - E) is a normal float32
         and emin - m >= -126  # so is 2^(E - m)
     )
