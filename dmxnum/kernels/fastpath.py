@@ -293,20 +293,20 @@ def _round(xp: Any, y: Array, rounding: str, words: Array | None = None, x: Arra
     if rounding == "Z":
         return xp.trunc(y)
     a = xp.abs(y)
-    tiny_up = None if x is None else (words == 0) & (a == 0) & (x > 0)
-    return xp.copysign(round_magnitude(xp, a, rounding, words, y < 0, tiny_up), y)
+    return xp.copysign(round_magnitude(xp, a, rounding, words, y < 0, x), y)
 
 
 def round_magnitude(
     xp: Any, a: Array, rounding: str, words: Array | None = None, neg: Array | None = None,
-    tiny_up: Array | None = None,
+    x: Array | None = None,
 ) -> Array:
     """The magnitude of ``t`` rounded by the letter ``N``, ``Z`` or ``S``, from
     ``a = |t|`` and (for ``S``) the boolean ``neg = t < 0``.
 
     ``S`` (IEEE backends; XLA where ``t`` is normal or zero): with
     ``f = a - floor(a)`` (exact) and ``u = w * 2^-24``, a positive ``t``
-    rounds up iff ``f > u`` (or where ``tiny_up`` holds); a negative one
+    rounds up iff ``f > u`` (given ``x``, where ``t = x * 2^-qe`` may have
+    underflowed to 0: also iff ``w == 0`` and ``a == 0 < x``); a negative one
     rounds its magnitude up iff ``f >= 1 - u`` (which implies ``f > 0``). An
     infinite ``t`` is not rounded up (callers clamp it; compiled, ``a`` is
     capped at ``2^24``, above every integer range). Eager, the tests are
@@ -328,15 +328,17 @@ def round_magnitude(
     u = xp.astype(words, a.dtype) * (2.0**-24)
     if eager:
         up_pos = f > u
-        if tiny_up is not None:
-            up_pos = up_pos | tiny_up
+        if x is not None:
+            zero_word = words == 0  # rare: look at the rest only when some word is 0
+            if bool(xp.any(zero_word)):
+                up_pos = up_pos | (zero_word & (a == 0) & (x > 0))
         up = xp.astype((neg & (f >= 1.0 - u)) | (~neg & up_pos), a.dtype)
     else:
         up_pos = xp.ceil(f - u)  # 1 iff f > u, else 0 or -0
         up_neg = 1.0 - xp.ceil((1.0 - u) - f)  # 1 iff f >= 1 - u
         up = xp.where(neg, up_neg, up_pos)
-        if tiny_up is not None:
-            up = xp.where(tiny_up, xp.ones_like(up), up)
+        if x is not None:
+            up = xp.where((words == 0) & (a == 0) & (x > 0), xp.ones_like(up), up)
     return k0 + up
 
 
@@ -366,7 +368,8 @@ def _biased_exponent(xp: Any, v: Array) -> Array:
 def _fixed(xp: Any, x: Array, fmt: FixedPoint, words: Array | None = None) -> Array:
     f = fmt.frac
     if -126 <= f <= 126:  # 2^f and 2^-f are normal: constant scalar products
-        k = _round(xp, x * (2.0**f), fmt.rounding, words, x)
+        # f >= 0: x * 2^f is 0 only for x = 0, no underflow to look after
+        k = _round(xp, x * (2.0**f), fmt.rounding, words, x if f < 0 else None)
         if words is not None and B.backend_name(x) == "jax":
             k = _jax_subnormal_stochastic(xp, x, k, xp.full_like(words, -f), words)
         down = 2.0**-f
