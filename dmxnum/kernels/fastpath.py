@@ -62,6 +62,8 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
         return lambda xp, v, w=None: _convert_through(xp, v, fmt, native)
     if isinstance(fmt, MXFloat) and native_dtype(fmt.element, name) is not None:
         return lambda xp, v, w=None: _mxfp_native(xp, v, fmt, native_dtype(fmt.element, name))
+    if isinstance(fmt, MXFloat) and fp_quantum.applies(fmt.element):
+        return lambda xp, v, w=None: _first(_mxfp_quantum(xp, v, fmt, lowest_quantum=-126), lambda: _mxfp(xp, v, fmt))
     if isinstance(fmt, FixedPoint):
         return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
@@ -176,19 +178,7 @@ def _jax_guarded(
 
 def _mxfp_jax(xp: Any, x: Array, fmt: MXFloat, amax: Array | None = None) -> Array:
     """MXFP float path for JAX (every block's element quantum >= 2^-124)."""
-    el = fmt.element
-    blocks, amax = _block_exponents(xp, x, fmt, amax)
-    shared = xp.maximum((amax >> 23) - 127 - fmt.element_emax, xp.full_like(amax, -127))
-    shared = xp.where(amax == 0, xp.zeros_like(shared), shared)
-    grouped = blocks.group(xp, x, 0)
-    lg = _at_most(xp, _biased_exponent(xp, grouped), 254) - 127
-    qe = xp.maximum(lg, el.emin + shared) - el.man_bits
-    k = _round(xp, _scale(xp, grouped, -qe, two_step=True), el.rounding)
-    r = k * _pow2(xp, qe)
-    top = el.max_value * _pow2(xp, shared)
-    r = xp.minimum(xp.maximum(r, -top), top)
-    r = xp.where(amax >= 0x7F800000, xp.full_like(r, float("nan")), r)
-    return _ungroup(xp, r, blocks)
+    return _mxfp_quantum(xp, x, fmt, amax)
 
 
 # ----------------------------------------------------------------------------- native dtypes
@@ -473,6 +463,43 @@ def _mxfp(xp: Any, x: Array, fmt: MXFloat) -> Array:
     if not (_is_eager(x) and not bool(xp.any(nan_block))):
         r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
     return _ungroup(xp, r, blocks)
+
+
+def _mxfp_quantum(xp: Any, x: Array, fmt: MXFloat, amax: Array | None = None,
+                  lowest_quantum: int | None = None) -> Array | None:
+    """MXFP as one pass of float operations: :mod:`.fp_quantum` with the block
+    scale folded in. With ``S`` the shared exponent (0 for an all-zero
+    block), ``v = clip(x, ±max * 2^S)``, ``E = max(floor(log2 |v|), emin + S)``:
+    the result is ``round(v * 2^(m - E)) * 2^(E - m)``, which is
+    ``element(x * 2^-S) * 2^S`` (the scalings by ``2^S`` are exact, the
+    element cast is fp_quantum's). Needs every nonzero block's quantum
+    ``2^(emin + S - m)`` to be at least ``2^-126`` (then both powers are
+    normal; XLA: ``2^-124``, so that the subnormals it reads as zero round to
+    zero anyway); given ``lowest_quantum`` (eager), returns ``None`` when a
+    block falls below it.
+    """
+    el = fmt.element
+    m = el.man_bits
+    blocks, amax = _block_exponents(xp, x, fmt, amax)
+    shared = xp.maximum((amax >> 23) - 127 - fmt.element_emax, xp.full_like(amax, -127))
+    shared = xp.where(amax == 0, xp.zeros_like(shared), shared)
+    if lowest_quantum is not None and not bool(xp.all(shared + (el.emin - m) >= lowest_quantum)):
+        return None
+    grouped = blocks.group(xp, x, 0)
+    bound = el.max_value * _pow2(xp, shared)  # per block
+    v = xp.minimum(xp.maximum(grouped, -bound), bound)
+    biased = xp.maximum((B.f32_to_i32(v) >> 23) & 0xFF, shared + (el.emin + 127))
+    down = B.i32_to_f32((254 + m - biased) << 23)  # 2^(m - E)
+    up = B.i32_to_f32((biased - m) << 23)  # 2^(E - m)
+    r = xp.round(v * down) * up
+    nan_block = amax >= 0x7F800000
+    if not (_is_eager(x) and not bool(xp.any(nan_block))):
+        r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
+    return _ungroup(xp, r, blocks)
+
+
+def _first(result: Array | None, otherwise: Callable[[], Array]) -> Array:
+    return otherwise() if result is None else result
 
 
 def _is_eager(x: Array) -> bool:

@@ -55,3 +55,27 @@ def test_mxfp_element_cast_matches_reference(backend: str, fmt: str) -> None:
     for seed in range(3):
         x = edge_heavy((40, 66), seed)
         assert_bit_exact(dmxnum.cast(to_backend(x, backend), fmt), fmt, x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("fmt", ["MXFP4[E2M1]{32,-1}", "MXFP6[E3M2]{8,0}", "MXFP8[E5M2]{5,1}", "MXFP8[E4M3]{7,-1}"])
+def test_mxfp_one_pass_form_directly(backend: str, fmt: str) -> None:
+    """``_mxfp_quantum`` itself (NumPy and MXFP8 otherwise take native dtypes):
+    it declines blocks whose quantum is subnormal and is exact elsewhere."""
+    from dmxnum import _backend as B
+    from dmxnum.kernels import fastpath
+
+    f = dmxnum.parse(fmt)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((30, 40)) * 2.0 ** rng.integers(-90, 90, (30, 1))).astype(np.float32)
+    x[0, :7] = [0.0, -0.0, np.inf, 1e-40, -3e38, 0.75, np.nan]
+    x[1] = 0.0
+    x[8:16, :35] = np.float32(2.0**-140)  # whole blocks (any of the axes) with subnormal quanta
+    xb = to_backend(x, backend)
+    with np.errstate(all="ignore"):
+        assert fastpath._mxfp_quantum(B.namespace(xb), xb, f, lowest_quantum=-126) is None
+        kept = np.delete(x, np.s_[8:16], axis=0)
+        clean = to_backend(kept, backend)
+        y = fastpath._mxfp_quantum(B.namespace(clean), clean, f, lowest_quantum=-126)
+    assert y is not None
+    assert_bit_exact(y, f, kept)
