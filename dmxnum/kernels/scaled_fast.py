@@ -32,7 +32,7 @@ from .. import _backend as B
 from ..formats.scaled import ScaledBFP
 from . import bits as I
 from . import fp_bits
-from .fastpath import _block_exponents, _is_eager, _ungroup, round_magnitude
+from .fastpath import _block_exponents, _is_eager, _ungroup, block_lowest_exponent, round_magnitude
 
 Array = Any
 
@@ -111,9 +111,7 @@ def jax_guard(xp: Any, x: Array, fmt: ScaledBFP) -> tuple[Array, Array, Array]:
         # per block, the smallest exponent field of a nonzero element (255 for
         # none; 0: a subnormal): one more reduction over x, not a pass that
         # would pull the per-block scale computation into every element
-        mag = B.f32_to_i32(x) & I.MAG_MASK
-        inverted = xp.where(mag == 0, xp.zeros_like(mag), 255 - (mag >> 23))
-        low = 255 - blocks.reduce_max(xp, inverted)
+        low = block_lowest_exponent(xp, x, blocks)
         quotients_normal = (low >= 1) & (low - 127 - ((s_bits >> 23) - 127) >= -125)
         safe = safe & xp.all((s_bits == 0) | quotients_normal)
     return amax, s, safe

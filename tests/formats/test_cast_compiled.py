@@ -90,3 +90,34 @@ def test_jax_jit_stochastic_xp_with_subnormals(fmt: str) -> None:
     words[rng.random(shape) < 0.2] = 0
     y = _jitted(fmt)(jnp.asarray(x), jnp.asarray(words))
     assert_bit_exact(y, fmt, x, random_bits=words)
+
+
+@pytest.mark.parametrize("fmt", ["BFP[8|8]{64,-1}(SS)", "BFP[4|8]{5,0}(_S)", "BFP[8|8]{16,-1}(SS)"])
+def test_jax_jit_stochastic_bfp_guard(fmt: str) -> None:
+    """JAX's stochastic BFP float path runs where every product
+    ``x * 2^-min(shared, 126)`` is normal (checked per block), and the cast
+    stays exact on both sides of that line: values just above and just
+    below ``2^-126`` times their block's scale, and subnormal elements."""
+    from dmxnum import _backend as B
+    from dmxnum.kernels import fastpath
+
+    f = dmxnum.parse(fmt)
+    rng = np.random.default_rng(5)
+    shape = (40, 64)
+    clean = (rng.standard_normal(shape) * 2.0 ** rng.integers(-60, 60, (shape[0], 1))).astype(np.float32)
+    blocks, amax = fastpath._block_exponents(B.namespace(jnp.asarray(clean)), jnp.asarray(clean), f)
+    low = fastpath.block_lowest_exponent(B.namespace(amax), jnp.asarray(clean), blocks)
+    assert bool(jnp.all(fastpath.bfp_jax_safe(f, amax, low))), "clean data should take the float path"
+    words = rng.integers(0, 2**32, shape, dtype=np.uint32)
+    words[:, ::3] = 0
+    for edge in ("above", "below", "subnormal"):
+        x = clean.copy()
+        rows = slice(3, None, 7)
+        scale = np.float32(2.0) ** np.floor(np.log2(np.abs(x[rows]).max(axis=1, keepdims=True)))
+        if edge == "subnormal":
+            x[rows, ::4] = (rng.integers(-(2**23), 2**23, x[rows, ::4].shape) * 2.0**-149).astype(np.float32)
+        else:
+            factor = 2.0**-125 if edge == "above" else 2.0**-127
+            x[rows, ::4] = (rng.choice([-1.0, 1.0], x[rows, ::4].shape) * scale * factor * rng.uniform(1, 2, x[rows, ::4].shape)).astype(np.float32)
+        y = _jitted(fmt)(jnp.asarray(x), jnp.asarray(words))
+        assert_bit_exact(y, fmt, x, random_bits=words)
