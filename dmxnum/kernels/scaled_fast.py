@@ -32,7 +32,8 @@ from .. import _backend as B
 from ..formats.scaled import ScaledBFP
 from . import bits as I
 from . import fp_bits
-from .fastpath import _block_exponents, _is_eager, _ungroup, block_lowest_exponent, round_magnitude
+from .blocks import blocking_for
+from .fastpath import _block_exponents, _is_eager, _ungroup, jax_block_max_and_lowest, round_magnitude
 
 Array = Any
 
@@ -101,17 +102,18 @@ def jax_guard(xp: Any, x: Array, fmt: ScaledBFP) -> tuple[Array, Array, Array]:
     quotient that may be subnormal (``x`` subnormal, or
     ``floor(log2 x) - floor(log2 s) < -125``), which XLA would flush to zero.
     """
-    blocks, amax = _block_exponents(xp, x, fmt)
+    stochastic_like = fmt.block.rounding in ("S", "U", "D")
+    if stochastic_like:
+        blocks = blocking_for(x, fmt)
+        amax, low = jax_block_max_and_lowest(xp, x, blocks)
+    else:
+        blocks, amax = _block_exponents(xp, x, fmt)
     s = block_scales(xp, amax, fmt)
     s_bits = B.f32_to_i32(s)
     a_normal = (amax >> 23) - 127 >= -126 + int(fmt.block.k_max).bit_length()
     safe = (amax >= I.INF_BITS) | (amax == 0) | (a_normal & ((s_bits == 0) | (s_bits >= (3 << 23))))  # s >= 2^-124
     safe = xp.all(safe)
-    if fmt.block.rounding in ("S", "U", "D"):
-        # per block, the smallest exponent field of a nonzero element (255 for
-        # none; 0: a subnormal): one more reduction over x, not a pass that
-        # would pull the per-block scale computation into every element
-        low = block_lowest_exponent(xp, x, blocks)
+    if stochastic_like:
         quotients_normal = (low >= 1) & (low - 127 - ((s_bits >> 23) - 127) >= -125)
         safe = safe & xp.all((s_bits == 0) | quotients_normal)
     return amax, s, safe

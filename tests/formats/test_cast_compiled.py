@@ -105,8 +105,8 @@ def test_jax_jit_stochastic_bfp_guard(fmt: str) -> None:
     rng = np.random.default_rng(5)
     shape = (40, 64)
     clean = (rng.standard_normal(shape) * 2.0 ** rng.integers(-60, 60, (shape[0], 1))).astype(np.float32)
-    blocks, amax = fastpath._block_exponents(B.namespace(jnp.asarray(clean)), jnp.asarray(clean), f)
-    low = fastpath.block_lowest_exponent(B.namespace(amax), jnp.asarray(clean), blocks)
+    xj = jnp.asarray(clean)
+    amax, low = fastpath.jax_block_max_and_lowest(B.namespace(xj), xj, fastpath.blocking_for(xj, f))
     assert bool(jnp.all(fastpath.bfp_jax_safe(f, amax, low))), "clean data should take the float path"
     words = rng.integers(0, 2**32, shape, dtype=np.uint32)
     words[:, ::3] = 0

@@ -189,3 +189,28 @@ def test_jax_float_path_hypothesis(data: st.DataObject) -> None:
     if bool(safe):
         assert_bit_exact(fast, fmt, x, random_bits=words)
     assert_bit_exact(_jitted(str(fmt))(jnp.asarray(x), jw), fmt, x, random_bits=words)
+
+
+@pytest.mark.parametrize("fmt", ["BFP[8|8]{5,0}(SS)", "BFP[8|8]{16,-1}(SS)", FORMATS[1]])
+def test_jax_block_max_and_lowest(fmt: str) -> None:
+    """The one-pass per-block reduction behind the JAX guards equals a plain
+    NumPy computation, partial blocks and special values included."""
+    from dmxnum.kernels import fastpath
+    from tests_data import edge_heavy
+
+    f = dmxnum.parse(fmt)
+    x = edge_heavy((23, 37), 9)
+    xj = jnp.asarray(x)
+    blocks = fastpath.blocking_for(xj, f)
+    top, low = fastpath.jax_block_max_and_lowest(B.namespace(xj), xj, blocks)
+    mag = x.view(np.uint32).astype(np.int64) & 0x7FFFFFFF
+    exp = np.where(mag == 0, 255, mag >> 23)
+    axis = blocks.axis
+    for i in range(blocks.nblocks):
+        sl = [slice(None)] * 2
+        sl[axis] = slice(i * blocks.block, (i + 1) * blocks.block)
+        want_top = mag[tuple(sl)].max(axis=axis)
+        want_low = exp[tuple(sl)].min(axis=axis)
+        got_top = np.take(np.asarray(top), i, axis=axis).reshape(want_top.shape)
+        got_low = np.take(np.asarray(low), i, axis=axis).reshape(want_low.shape)
+        assert np.array_equal(got_top, want_top) and np.array_equal(got_low, want_low)
