@@ -364,7 +364,7 @@ def round_magnitude(
             zero_word = words == 0  # rare: look at the rest only when some word is 0
             if bool(xp.any(zero_word)):
                 up_pos = up_pos | (zero_word & (a == 0) & (x > 0))
-        up = xp.astype((neg & (f >= 1.0 - u)) | (~neg & up_pos), a.dtype)
+        up = xp.astype(up_pos ^ (neg & ((f >= 1.0 - u) ^ up_pos)), a.dtype)  # neg ? (f >= 1 - u) : up_pos
     else:
         up_pos = xp.ceil(f - u)  # 1 iff f > u, else 0 or -0
         up_neg = 1.0 - xp.ceil((1.0 - u) - f)  # 1 iff f >= 1 - u
@@ -454,10 +454,20 @@ def _bfp(
     # recompute at each use of t. The first product is inexact only below
     # 2^-126, where t < 2^-100 rounds the same way whatever its value (zero,
     # or w == 0 for S, see _round).
-    up_scale = float(2 ** (fmt.man_bits - 2))
-    scaled = grouped * B.i32_to_f32((127 - xp.minimum(shared, xp.full_like(shared, 126))) << 23)
-    top = up_scale - (up_scale / 2) * xp.astype(shared == 127, scaled.dtype)  # per block
-    k = _round(xp, scaled * top, fmt.rounding, gw, None if normal_products else grouped)
+    eager_one_step = _is_eager(x) and bool(xp.all((qe >= -127) & (qe <= 126) | (amax == 0)))
+    if eager_one_step:
+        # eager, every 2^-qe normal: one product (a zero block uses qe = 0).
+        # Inexact only where t is a subnormal, far below 1/2; t is 0 for a
+        # nonzero x only where x * 2^-qe <= 2^-150 (a tie goes to 0), which
+        # needs qe >= 1.
+        t = grouped * B.i32_to_f32((127 - xp.where(amax == 0, xp.zeros_like(qe), qe)) << 23)
+        underflow = not normal_products and bool(xp.any((qe > 0) & ~nan_block))
+        k = _round(xp, t, fmt.rounding, gw, grouped if underflow else None)
+    else:
+        up_scale = float(2 ** (fmt.man_bits - 2))
+        scaled = grouped * B.i32_to_f32((127 - xp.minimum(shared, xp.full_like(shared, 126))) << 23)
+        top = up_scale - (up_scale / 2) * xp.astype(shared == 127, scaled.dtype)  # per block
+        k = _round(xp, scaled * top, fmt.rounding, gw, None if normal_products else grouped)
     if gw is not None and B.backend_name(x) == "jax" and not normal_products:
         k = _jax_subnormal_stochastic(xp, grouped, k, qe, gw)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))

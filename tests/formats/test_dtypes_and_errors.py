@@ -111,3 +111,19 @@ def test_stochastic_rounding_is_unbiased() -> None:
     y = dmxnum.cast(x, "XP[4,0](CSS)", key=0)
     assert set(np.unique(y)) == {0.0, 1.0}
     assert abs(float(y.mean()) - 0.3) < 0.02
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("fmt", ["BFP[8|8]{4,-1}(SS)", "BFP[4|8]{4,-1}(_S)", "XP[8,-3](CSS)"])
+def test_stochastic_rounding_of_the_smallest_subnormals_with_word_zero(backend: str, fmt: str) -> None:
+    """``x * 2^-qe`` at or below ``2^-150`` underflows to 0 in float32 (a tie
+    goes to 0), yet a positive ``x`` with word 0 must round up: blocks whose
+    quantum exponent is 0, 1, 2 and more, around the smallest subnormals."""
+    from dmxnum.testing.backends import to_backend
+
+    for shared in range(-2, 12):  # one array per block scale: paths may decide per array
+        x = np.array([[1.5 * 2.0**shared, 2.0**-149, 3 * 2.0**-149, -(2.0**-149)]], dtype=np.float32)
+        words = np.zeros(x.shape, dtype=np.uint32)
+        words[0, 3] = 0xFFFFFFFF
+        y = dmxnum.cast(to_backend(x, backend), fmt, random_bits=to_backend(words, backend))
+        assert_bit_exact(y, fmt, x, random_bits=words)
