@@ -64,7 +64,7 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     if isinstance(fmt, MXFloat) and native_dtype(fmt.element, name) is not None:
         return lambda xp, v, w=None: _mxfp_native(xp, v, fmt, native_dtype(fmt.element, name))
     if isinstance(fmt, MXFloat) and fp_quantum.applies(fmt.element):
-        return lambda xp, v, w=None: _first(_mxfp_quantum(xp, v, fmt, lowest_quantum=-126), lambda: _mxfp(xp, v, fmt))
+        return lambda xp, v, w=None: _mxfp_eager(xp, v, fmt)
     if isinstance(fmt, FixedPoint):
         return lambda xp, v, w=None: _fixed(xp, v, fmt, w)
     if isinstance(fmt, BlockFloatingPoint):
@@ -150,7 +150,7 @@ def _jax_path(fmt: Any) -> Callable[[Any, Array], Array] | None:
             shared = jnp.maximum((amax >> 23) - 127 - fmt.element_emax, -127)
             return (el.emin + shared - el.man_bits >= -124) | (amax == 0) | (amax >= 0x7F800000)
 
-        return lambda xp, v, w=None: _jax_guarded(xp, v, w, fmt, safe_mx, lambda v, a, w: _mxfp_jax(xp, v, fmt, amax=a))
+        return lambda xp, v, w=None: _jax_guarded(xp, v, w, fmt, safe_mx, lambda v, a, w: _mxfp_quantum(xp, v, fmt, amax=a))
     return None
 
 
@@ -216,11 +216,6 @@ def jax_block_max_and_lowest(xp: Any, x: Array, blocks: Any) -> tuple[Array, Arr
         lambda a, b: (jnp.maximum(a[0], b[0]), jnp.maximum(a[1], b[1])), (axis,),
     )
     return xp.expand_dims(top, axis=axis), 255 - xp.expand_dims(low_inverted, axis=axis)
-
-
-def _mxfp_jax(xp: Any, x: Array, fmt: MXFloat, amax: Array | None = None) -> Array:
-    """MXFP float path for JAX (every block's element quantum >= 2^-124)."""
-    return _mxfp_quantum(xp, x, fmt, amax)
 
 
 # ----------------------------------------------------------------------------- native dtypes
@@ -386,16 +381,6 @@ def _scale(xp: Any, v: Array, c: Array, two_step: bool | None = None) -> Array:
     return out
 
 
-def _at_most(xp: Any, a: Array, bound: int) -> Array:
-    """``min(a, bound)`` elementwise (array_api_compat's scalar promotion breaks
-    torch.compile graphs, so the bound is an array)."""
-    return xp.minimum(a, xp.full_like(a, bound))
-
-
-def _biased_exponent(xp: Any, v: Array) -> Array:
-    return (B.f32_to_i32(v) >> 23) & 0xFF
-
-
 # ----------------------------------------------------------------------------- XP
 def _fixed(xp: Any, x: Array, fmt: FixedPoint, words: Array | None = None) -> Array:
     f = fmt.frac
@@ -449,21 +434,20 @@ def _bfp(
     nan_block = amax >= 0x7F800000
     grouped = blocks.group(xp, x, 0)
     gw = None if words is None else blocks.group(xp, words, 0)
-    # t = x * 2^-qe as (x * 2^-min(shared, 126)) * 2^(m-2) (halved for
-    # shared = 127): one normal per-block power, cheap for inductor to
-    # recompute at each use of t. The first product is inexact only below
-    # 2^-126, where t < 2^-100 rounds the same way whatever its value (zero,
-    # or w == 0 for S, see _round).
-    eager_one_step = _is_eager(x) and bool(xp.all((qe >= -127) & (qe <= 126) | (amax == 0)))
-    if eager_one_step:
-        # eager, every 2^-qe normal: one product (a zero block uses qe = 0).
-        # Inexact only where t is a subnormal, far below 1/2; t is 0 for a
-        # nonzero x only where x * 2^-qe <= 2^-150 (a tie goes to 0), which
-        # needs qe >= 1.
+    if _is_eager(x) and bool(xp.all((qe >= -127) & (qe <= 126) | (amax == 0))):
+        # eager, every 2^-qe normal: t = x * 2^-qe in one product (a zero
+        # block uses qe = 0). Inexact only where t is a subnormal, far below
+        # 1/2; t is 0 for a nonzero x only where x * 2^-qe <= 2^-150 (a tie
+        # goes to 0), which needs qe >= 1.
         t = grouped * B.i32_to_f32((127 - xp.where(amax == 0, xp.zeros_like(qe), qe)) << 23)
         underflow = not normal_products and bool(xp.any((qe > 0) & ~nan_block))
         k = _round(xp, t, fmt.rounding, gw, grouped if underflow else None)
     else:
+        # t = x * 2^-qe as (x * 2^-min(shared, 126)) * 2^(m-2) (halved for
+        # shared = 127): one normal per-block power, cheap for inductor to
+        # recompute at each use of t. The first product is inexact only below
+        # 2^-126, where t < 2^-100 rounds the same way whatever its value
+        # (zero, or w == 0 for S, see _round).
         up_scale = float(2 ** (fmt.man_bits - 2))
         scaled = grouped * B.i32_to_f32((127 - xp.minimum(shared, xp.full_like(shared, 126))) << 23)
         top = up_scale - (up_scale / 2) * xp.astype(shared == 127, scaled.dtype)  # per block
@@ -553,8 +537,11 @@ def _mxfp_quantum(xp: Any, x: Array, fmt: MXFloat, amax: Array | None = None,
     return _ungroup(xp, r, blocks)
 
 
-def _first(result: Array | None, otherwise: Callable[[], Array]) -> Array:
-    return otherwise() if result is None else result
+def _mxfp_eager(xp: Any, x: Array, fmt: MXFloat) -> Array:
+    """Eager MXFP: the one-pass form where every block's quantum is normal,
+    else the element cast on the scaled values."""
+    out = _mxfp_quantum(xp, x, fmt, lowest_quantum=-126)
+    return _mxfp(xp, x, fmt) if out is None else out
 
 
 def _is_eager(x: Array) -> bool:

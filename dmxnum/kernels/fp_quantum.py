@@ -46,13 +46,10 @@ def cast_fp_quantum(xp: Any, x: Array, fmt: FloatingPoint) -> Array:
     """``fmt(x)`` for float32 ``x`` when :func:`applies` holds (see the module docstring)."""
     m = fmt.man_bits
     v = xp.clip(x, -fmt.max_value, fmt.max_value)
-    biased = xp.maximum((B.f32_to_i32(v) >> 23) & 0xFF, xp.asarray(fmt.emin + 127, dtype=xp.int32, **_device(x)))
+    biased = xp.clip((B.f32_to_i32(v) >> 23) & 0xFF, fmt.emin + 127, None)  # E = max(floor(log2 |v|), emin)
     down = B.i32_to_f32((254 + m - biased) << 23)  # 2^(m - E)
     up = B.i32_to_f32((biased - m) << 23)  # 2^(E - m)
     scaled = v * down
     k = xp.round(scaled) if fmt.rounding == "N" else xp.trunc(scaled)
     return k * up
 
-
-def _device(x: Array) -> dict:
-    return {"device": x.device} if B.backend_name(x) == "torch" else {}

@@ -7,7 +7,7 @@ IEEE operations the cast *is* those operations:
 - per block, ``a = amax / C`` (``C = 2^(n-1) - 1``) and the scaler cast of
   ``a`` (:mod:`.fp_bits`, or the integer FP kernel on per-block values);
 - per element, ``q = x / s``, ``k = round(q)`` by the block format's letter
-  (exact float operations, see :func:`round_quotient`), clamped to the
+  (exact float operations, see :func:`.fastpath.round_magnitude`), clamped to the
   block range (an infinite quotient lands on the range end), and ``k * s``.
   A block whose scale is 0 divides by ``+Inf`` and multiplies by 0, which
   gives zeros with the inputs' signs; a block holding NaN or Inf is NaN.
@@ -38,17 +38,17 @@ from .fastpath import _block_exponents, _is_eager, _ungroup, jax_block_max_and_l
 Array = Any
 
 
-def sbfp_scale(xp: Any, amax: Array, fmt: ScaledBFP) -> Array:
-    """float32 per-block scale ``s = scaler(fl32(amax / C))`` from the int32
-    bits of finite block maxima (``amax`` bits of NaN blocks give garbage)."""
+def block_scales(xp: Any, amax: Array, fmt: ScaledBFP) -> Array:
+    """float32 per-block scales ``s = scaler(fl32(amax / C))`` from the int32
+    bits of the block maxima (0 for NaN blocks)."""
+    amax = xp.where(amax >= I.INF_BITS, xp.zeros_like(amax), amax)
     a_max = B.i32_to_f32(amax)
     c = float(fmt.block.k_max)
     # a runtime divisor (amax < 0 never holds): XLA turns division by a
     # constant into a product by its reciprocal
     den = xp.where(amax < 0, xp.ones_like(a_max), xp.full_like(a_max, c))
     a = a_max / den
-    backend = B.backend_name(a)
-    if fp_bits.applies(fmt.scaler, backend):
+    if fp_bits.applies(fmt.scaler, B.backend_name(a)):
         return fp_bits.cast_fp_bits(xp, a, fmt.scaler)
     from .floating import cast_float_bits
 
@@ -85,12 +85,6 @@ def cast_sbfp_fast(
     if not (_is_eager(x) and not bool(xp.any(nan_block))):
         r = xp.where(nan_block, xp.full_like(r, float("nan")), r)
     return _ungroup(xp, r, blocks)
-
-
-def block_scales(xp: Any, amax: Array, fmt: ScaledBFP) -> Array:
-    """Per-block scales (float32) from block maxima bits; 0 for NaN blocks."""
-    nan_block = amax >= I.INF_BITS
-    return sbfp_scale(xp, xp.where(nan_block, xp.zeros_like(amax), amax), fmt)
 
 
 def jax_guard(xp: Any, x: Array, fmt: ScaledBFP) -> tuple[Array, Array, Array]:

@@ -62,6 +62,17 @@ def test_torch_compile_matches_reference(fmt: str) -> None:
     assert_bit_exact(y, fmt, x, random_bits=words)
 
 
+def _with_subnormals_and_zero_words(x: np.ndarray, rng: np.random.Generator, fraction: float):
+    """``x`` with about ``fraction`` of its elements replaced by random
+    subnormals, and random words of which about a fifth are 0."""
+    sub = rng.random(x.shape) < fraction
+    x = x.copy()
+    x[sub] = (rng.integers(-(2**23), 2**23, x.shape) * 2.0**-149).astype(np.float32)[sub]
+    words = rng.integers(0, 2**32, x.shape, dtype=np.uint32)
+    words[rng.random(x.shape) < 0.2] = 0
+    return x, words
+
+
 @pytest.mark.parametrize("fmt", ["BFP[8|8]{64,-1}(SS)", "BFP[4|8]{5,0}(_S)", "BFP[8|8]{16,-1}(SS)"])
 def test_jax_jit_stochastic_bfp_with_subnormal_elements(fmt: str) -> None:
     """Blocks whose quantum allows the float path (amax near 2^-100 .. 2^0)
@@ -70,10 +81,7 @@ def test_jax_jit_stochastic_bfp_with_subnormal_elements(fmt: str) -> None:
     rng = np.random.default_rng(11)
     shape = (40, 64)
     x = (rng.standard_normal(shape) * 2.0 ** rng.integers(-100, 1, shape)).astype(np.float32)
-    sub = rng.random(shape) < 0.4
-    x[sub] = (rng.integers(-(2**23), 2**23, shape) * 2.0**-149).astype(np.float32)[sub]
-    words = rng.integers(0, 2**32, shape, dtype=np.uint32)
-    words[rng.random(shape) < 0.2] = 0
+    x, words = _with_subnormals_and_zero_words(x, rng, 0.4)
     y = _jitted(fmt)(jnp.asarray(x), jnp.asarray(words))
     assert_bit_exact(y, fmt, x, random_bits=words)
 
@@ -82,12 +90,7 @@ def test_jax_jit_stochastic_bfp_with_subnormal_elements(fmt: str) -> None:
 def test_jax_jit_stochastic_xp_with_subnormals(fmt: str) -> None:
     """Stochastic XP under jit on subnormal-heavy data, zero words included."""
     rng = np.random.default_rng(12)
-    shape = (30, 50)
-    x = edge_heavy(shape, 12)
-    sub = rng.random(shape) < 0.3
-    x[sub] = (rng.integers(-(2**23), 2**23, shape) * 2.0**-149).astype(np.float32)[sub]
-    words = rng.integers(0, 2**32, shape, dtype=np.uint32)
-    words[rng.random(shape) < 0.2] = 0
+    x, words = _with_subnormals_and_zero_words(edge_heavy((30, 50), 12), rng, 0.3)
     y = _jitted(fmt)(jnp.asarray(x), jnp.asarray(words))
     assert_bit_exact(y, fmt, x, random_bits=words)
 
