@@ -18,10 +18,13 @@ SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((32, 96)) * 2.0 ** rng.integers(-130, 60, (32, 1))).astype(np.float32)
     x[3, 5] = np.nan; x[7, 1] = np.inf; x[9] = 0.0; x[10, :] = 1e-42
+    # normal data too, so that the guarded float paths (lax.cond) run sharded
+    clean = (rng.standard_normal((32, 96)) * 2.0 ** rng.integers(-40, 40, (32, 1))).astype(np.float32)
     words = rng.integers(0, 2**32, x.shape, dtype=np.uint32)
     fmts = ["FP8_E4M3FN", "FP[1|5|2,15](_S)", "XP[8,3](CSN)", "BFP[8|8]{16,-1}(SN)", "BFP[6|8]{12,0}(_U)",
-            "MXINT8{32,-1}", "MXFP4[E2M1]{32,-1}", "MXFP8[E5M2]{8,0}", "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}"]
-    for spec in (P("rows", "cols"), P("rows", None), P(None, "cols")):
+            "BFP[8|8]{16,-1}(SS)", "MXINT8{32,-1}", "MXFP4[E2M1]{32,-1}", "MXFP8[E5M2]{8,0}",
+            "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}", "SBFP<XP[8,0](CSS)><FP[1|8|3,127](_N)>{16,-1}"]
+    for spec, x in [(s, a) for s in (P("rows", "cols"), P("rows", None), P(None, "cols")) for a in (x, clean)]:
         sharding = NamedSharding(mesh, spec)
         xs = jax.device_put(jnp.asarray(x), sharding)
         ws = jax.device_put(jnp.asarray(words), sharding)
