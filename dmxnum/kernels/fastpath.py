@@ -42,8 +42,7 @@ def fast_path(x: Array, fmt: Any) -> Callable[[Any, Array], Array | None] | None
     normal lies below float32's.
     """
     name = B.backend_name(x)
-    eager = name != "jax" and not B.is_tracing(x)
-    if eager and fp_quantum.applies(fmt) and native_dtype(fmt, name) is None:
+    if _is_eager(x) and fp_quantum.applies(fmt) and native_dtype(fmt, name) is None:
         return lambda xp, v, w=None: fp_quantum.cast_fp_quantum(xp, v, fmt)
     if fp_bits.applies(fmt, name) and (name == "jax" or B.is_tracing(x) or native_dtype(fmt, name) is None):
         return lambda xp, v, w=None: fp_bits.cast_fp_bits(xp, v, fmt, w)
