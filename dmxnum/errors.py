@@ -25,3 +25,13 @@ class MissingRandomnessError(ValueError):
 
 class ConfigError(ValueError):
     """A configuration (YAML or rules) is invalid; the model is left unchanged."""
+
+
+class SlotNotAppliedWarning(UserWarning):
+    """A configured slot did not run in the last forward (or trace) of a
+    wrapped model; the message names the module and the slot."""
+
+
+class ConfigWarning(UserWarning):
+    """A configuration is valid but probably not what was meant (a rule that
+    selects no module, an ignored mltools key such as ``state_dict_url``)."""

@@ -61,10 +61,10 @@ class LeNet5(nn.Module):
     def setup(self) -> None:
         self.conv1 = nn.Conv(6, (3, 3), padding=((1, 1), (1, 1)))
         self.relu1 = ReLU()
-        self.pool1 = MaxPool2d()
+        self.mp1 = MaxPool2d()
         self.conv2 = nn.Conv(16, (3, 3), padding=((1, 1), (1, 1)))
         self.relu2 = ReLU()
-        self.pool2 = MaxPool2d()
+        self.mp2 = MaxPool2d()
         self.fc1 = nn.Dense(120)
         self.relu3 = ReLU()
         self.fc2 = nn.Dense(84)
@@ -72,8 +72,8 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Dense(10)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
+        x = self.mp1(self.relu1(self.conv1(x)))
+        x = self.mp2(self.relu2(self.conv2(x)))
         x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
         x = self.relu3(self.fc1(x))
         x = self.relu4(self.fc2(x))

@@ -19,10 +19,10 @@ class LeNet5(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
         self.relu1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(2)
+        self.mp1 = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
         self.relu2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(2)
+        self.mp2 = nn.MaxPool2d(2)
         self.fc1 = nn.Linear(64, 120)
         self.relu3 = nn.ReLU()
         self.fc2 = nn.Linear(120, 84)
@@ -30,8 +30,8 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Linear(84, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
+        x = self.mp1(self.relu1(self.conv1(x)))
+        x = self.mp2(self.relu2(self.conv2(x)))
         x = torch.flatten(x, 1)
         x = self.relu3(self.fc1(x))
         x = self.relu4(self.fc2(x))

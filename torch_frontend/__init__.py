@@ -17,9 +17,12 @@ sparsification and approximation is a ``dmxnum`` core call.
 from __future__ import annotations
 
 from dmxnum.config import ConfigRule
-from dmxnum.errors import ConfigError
+from dmxnum.errors import ConfigError, ConfigWarning, SlotNotAppliedWarning
 
 from ._aware import aware, is_aware
 from .model import Model
 
-__all__ = ["aware", "is_aware", "Model", "ConfigRule", "ConfigError"]
+__all__ = [
+    "aware", "is_aware", "Model", "ConfigRule", "ConfigError", "ConfigWarning",
+    "SlotNotAppliedWarning",
+]

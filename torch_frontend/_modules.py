@@ -38,6 +38,7 @@ _TABLE: list[tuple[type, str]] = [
     (nn.AvgPool2d, "pool"),
     (nn.AdaptiveAvgPool2d, "pool"),
     (nn.Dropout, "dropout"),
+    (nn.MultiheadAttention, "mha"),
 ]
 if hasattr(nn, "RMSNorm"):
     _TABLE.append((nn.RMSNorm, "rms_norm"))

@@ -11,7 +11,16 @@ The wrapped network is never mutated. A forward pass:
    (``input_format``) and its output (``output_format``), and, when needed,
    a ``TorchFunctionMode`` that names and configures functional ops
    (``dmx.aware()``) and replaces the core call of modules configured with an
-   ``accum_format`` or ``approximation_function``.
+   ``accum_format`` or ``approximation_function``;
+3. audits the forward: every configured slot that did not run is reported
+   once by a ``SlotNotAppliedWarning`` (outside any compiled region).
+
+Modules that PyTorch may route through a fused fast path
+(``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``) run natively
+unless they or their children hold a configured slot; then they take their
+decomposed path (``_attention`` for ``MultiheadAttention``, whose packed
+projection and attention are the sites ``<mha>.in_proj`` and
+``<mha>.scaled_dot_product_attention_0``).
 
 Hooks and mode exist only during the wrapped forward; nothing in ``torch``
 is patched.
@@ -20,36 +29,61 @@ is patched.
 from __future__ import annotations
 
 import re
+import warnings
 from contextlib import ExitStack
 from typing import Any, Callable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree
 
 from dmxnum.config import (
     ConfigRule,
+    Report,
     apply_rules,
+    audit_message,
+    audited_slots,
     canonical_instance,
+    check_fits,
+    make_row,
     parse_config,
+    selects_nothing,
     slots_of,
+    sqnr_db,
     to_yaml,
 )
-from dmxnum.config.schema import RULES_KEY, closest
-from dmxnum.errors import ConfigError
+from dmxnum.config.schema import RULES_KEY, _check_module, closest
+from dmxnum.errors import ConfigError, ConfigWarning, SlotNotAppliedWarning
 
-from . import _core, _modules, _ops
+from . import _attention, _core, _modules, _ops
 from ._aware import is_aware
 
 _FUNCTIONAL_NAME = re.compile(
     r"(?:^|\.)(" + "|".join(sorted({op for op, _ in _ops.OPS.values()})) + r")_\d+$"
 )
 _WEIGHT_SLOTS = ("weight_sparseness", "weight_format")
+#: modules PyTorch may compute in one fused call that skips their children
+_FAST_PATH = (nn.MultiheadAttention, nn.TransformerEncoderLayer)
+
+
+def _join(prefix: str, suffix: str) -> str:
+    return f"{prefix}.{suffix}" if prefix else suffix
+
+
+def _encoder_layer_ops(layer: nn.TransformerEncoderLayer) -> dict[str, tuple[str, str]]:
+    """The functional ops of a ``TransformerEncoderLayer``'s unfused forward
+    (both residual additions, and F.gelu when it is the activation): the
+    names its recording would give, known without running it."""
+    ops = {"add_0": ("add", "add"), "add_1": ("add", "add")}
+    if getattr(layer, "activation", None) is F.gelu:
+        ops["gelu_0"] = ("gelu", "gelu")
+    return ops
 
 
 class _Frame:
-    __slots__ = ("name", "kind", "counts", "replace", "known")
+    __slots__ = ("name", "kind", "counts", "replace", "known", "suspend")
 
     def __init__(self, name: str | None, kind: str, replace: Callable | None, known: bool):
         self.name = name
@@ -57,6 +91,7 @@ class _Frame:
         self.counts: dict[str, int] = {}
         self.replace = replace
         self.known = known
+        self.suspend: Any = None
 
 
 class _Mode(TorchFunctionMode):
@@ -77,6 +112,7 @@ class _Mode(TorchFunctionMode):
             if frame.replace is not None:
                 out = frame.replace(func, args, kwargs, run.key)
                 if out is not NotImplemented:
+                    run.mark_replaced(frame.name)
                     return out
             return func(*args, **kwargs)
         if not run.functional:
@@ -90,48 +126,125 @@ class _Mode(TorchFunctionMode):
         name = f"{frame.name}.{op}_{i}" if frame.name else f"{op}_{i}"
         if run.record is not None:
             run.record[name] = (op, kind)
+            run.apply_pending(name, op, kind)
         slots = run.op_config.get(name)
         if not slots:
-            return func(*args, **kwargs)
-        return _ops.apply(op, func, args, kwargs, slots, run.key)
+            out = func(*args, **kwargs)
+        else:
+            try:
+                out = _ops.apply(op, func, args, kwargs, slots, run.key)
+            except (ValueError, IndexError) as err:
+                if isinstance(err, ConfigError):
+                    raise
+                shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
+                raise ConfigError(
+                    f"{name}: its slots {dict((k, str(v)) for k, v in slots.items() if k != 'instance')} "
+                    f"cannot apply to operands of shapes {shapes}: {err}"
+                ) from err
+            first = args[0] if args else None
+            floating = isinstance(first, torch.Tensor) and first.is_floating_point()
+            for slot in slots:
+                if slot != "input_format" or floating:
+                    run.applied.add((name, slot))
+        run.capture_output(name, out)
+        return out
 
 
 class _Run:
-    """State of one wrapped forward (module stack, recording, configuration)."""
+    """State of one wrapped forward (module stack, recording, configuration,
+    the slots that ran, captured outputs)."""
 
-    def __init__(self, model: "Model", record: dict | None, functional: bool):
+    def __init__(
+        self,
+        model: "Model",
+        record: dict | None,
+        functional: bool,
+        configured: bool = True,
+        capture: dict | None = None,
+    ):
         self.model = model
         self.stack: list[_Frame] = []
         self.record = record
         self.functional = functional
-        self.op_config = model._op_config if functional else {}
+        self.config = model._config if configured else {}
+        self.op_config = dict(model._op_config) if functional and configured else {}
+        self.replace = model._replace if configured else {}
+        self.pending = model._pending if configured and record is not None else None
         self.key = model._generator
+        self.mode_on = False
+        self.applied: set[tuple[str, str]] = set()
+        self.capture = capture
+        self.shapes: dict[str, tuple] = {}
         # input casts of one tensor by one deterministic format, shared within
         # this forward (q, k and v projections read the same hidden states)
         self.memo: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def cast_input(self, t: torch.Tensor, fmt: Any) -> torch.Tensor:
+    # --- bookkeeping ---------------------------------------------------------------
+    def mark_replaced(self, name: str | None) -> None:
+        slots = self.config.get(name) or {}
+        for slot in ("accum_format", "approximation_function"):
+            if slot in slots:
+                self.applied.add((name, slot))
+
+    def apply_pending(self, name: str, op: str, kind: str) -> None:
+        """Rules given to ``transform`` before the first forward apply to each
+        functional op as it is recorded."""
+        if not self.pending:
+            return
+        for rule in self.pending:
+            if not rule.selects(name, op, kind):
+                continue
+            _check_module(rule.describe(), rule.config, op, kind, name)
+            slots = {**self.op_config.get(name, {}), **rule.config}
+            self.op_config[name] = {"instance": canonical_instance(op), **slots}
+
+    def capture_output(self, name: str, out: Any) -> None:
+        if self.capture is None:
+            return
+        leaves = [t for t in _pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+        if leaves and leaves[0].is_floating_point():
+            self.capture.setdefault(name, []).append(leaves[0].detach())
+
+    def cast_input(self, t: torch.Tensor, fmt: Any, where: str) -> torch.Tensor:
         if fmt.stochastic or t.is_inference():
-            return _core.cast(t, fmt, self.key)
+            return _core.cast(t, fmt, self.key, where)
         k = (id(t), t._version, fmt)
         hit = self.memo.get(k)
         if hit is not None and hit[0] is t:
             return hit[1]
-        out = _core.cast(t, fmt, self.key)
+        out = _core.cast(t, fmt, self.key, where)
         self.memo[k] = (t, out)
         return out
 
+    # --- hooks -----------------------------------------------------------------------
     def pre_hook(self, module: nn.Module, args: tuple) -> Any:
-        info = self.model._info.get(id(module))
+        model = self.model
+        info = model._info.get(id(module))
         if info is None:
             self.stack.append(_Frame(None, "module", None, False))
             return None
         name, cls, kind = info
-        slots = self.model._config.get(name)
-        replace = self.model._replace.get(name)
-        self.stack.append(_Frame(name, kind, replace, True))
+        slots = self.config.get(name)
+        replace = self.replace.get(name)
+        decomposed = name in model._decomposed
+        if kind == "mha" and decomposed:
+            replace = _attention.Decomposition(
+                name, self.config, self.key, lambda n, s: self.applied.add((n, s)),
+                self.capture_output if self.capture is not None else None,
+            )
+        frame = _Frame(name, kind, replace, True)
+        self.stack.append(frame)
+        if self.mode_on and isinstance(module, _FAST_PATH) and not decomposed:
+            # nothing configured in it: let PyTorch choose its own (fused) path
+            frame.suspend = torch._C.DisableTorchFunction()
+            frame.suspend.__enter__()
+        if name not in model._shapes:
+            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            self.shapes[name] = None if first is None else tuple(first.shape)
         if not slots:
             return None
+        for slot in model._param_slots.get(name, ()):
+            self.applied.add((name, slot))
         fmt = slots.get("input_format")
         if _core.is_same(fmt):
             return None
@@ -139,22 +252,31 @@ class _Run:
             if isinstance(a, torch.Tensor):
                 if not a.is_floating_point():
                     return None
-                return args[:i] + (self.cast_input(a, fmt),) + args[i + 1:]
+                self.applied.add((name, "input_format"))
+                return args[:i] + (self.cast_input(a, fmt, f"{name}: input_format"),) + args[i + 1:]
         return None
 
     def post_hook(self, module: nn.Module, args: tuple, output: Any) -> Any:
-        if self.stack:
-            self.stack.pop()
+        frame = self.stack.pop() if self.stack else None
+        if frame is not None and frame.suspend is not None:
+            frame.suspend.__exit__(None, None, None)
         info = self.model._info.get(id(module))
         if info is None:
             return None
-        slots = self.model._config.get(info[0])
+        name = info[0]
+        slots = self.config.get(name)
         if not slots or _core.is_same(slots.get("output_format")):
+            self.capture_output(name, output)
             return None
         fmt = slots["output_format"]
-        return _pytree.tree_map_only(
-            torch.Tensor, lambda t: _core.cast(t, fmt, self.key), output
+        where = f"{name}: output_format"
+        if any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in _pytree.tree_leaves(output)):
+            self.applied.add((name, "output_format"))
+        output = _pytree.tree_map_only(
+            torch.Tensor, lambda t: _core.cast(t, fmt, self.key, where), output
         )
+        self.capture_output(name, output)
+        return output
 
 
 class Model(nn.Module):
@@ -165,6 +287,9 @@ class Model(nn.Module):
     seeded once, so a run is reproducible and successive casts draw fresh
     words. ``model.net`` is the original network; ``model.parameters()`` are
     its float parameters (optimizers train them; casts are straight-through).
+    Attributes the wrapper does not define are read from ``net``
+    (``model.config``, ``model.device``, ...). ``print(model)`` shows the
+    network and :meth:`dmx_report`.
     """
 
     def __init__(self, net: nn.Module, key: int | torch.Generator | None = None):
@@ -178,28 +303,80 @@ class Model(nn.Module):
             self._generator = torch.Generator().manual_seed(key)
         else:
             raise TypeError(f"key must be an int seed or a torch.Generator, got {key!r}")
-        self._config: dict[str, dict[str, Any]] = {}  # modules: name -> slots
+        self._config: dict[str, dict[str, Any]] = {}  # modules and MHA sites: name -> slots
         self._op_config: dict[str, dict[str, Any]] = {}  # functional ops
         self._recorded: dict[str, tuple[str, str]] | None = None  # name -> (op, kind)
-        self._replace: dict[str, Callable] = {}
-        self._param_jobs: list[tuple[str, str, dict, bool]] = []
-        self._cache: dict[str, tuple[tuple, torch.Tensor]] = {}
-        self._generation = 0
-        self._info: dict[int, tuple[str, str, str]] = {}
+        self._pending: tuple[ConfigRule, ...] | None = None  # rules awaiting recorded ops
+        self._pending_check: tuple[Mapping, tuple] | None = None
+        self._shapes: dict[str, tuple | None] = {}  # name -> first input shape
+        self._applied: set[tuple[str, str]] = set()  # slots that ran in the last forward
+        self._warned: set[tuple[str, str]] = set()
+        self._install_state()
         self._scan()
 
-    # --- names -----------------------------------------------------------------
+    def _install_state(self) -> None:
+        self._replace: dict[str, Callable] = {}
+        self._param_jobs: list[tuple[str, str, dict, bool]] = []
+        self._param_slots: dict[str, tuple[str, ...]] = {}
+        self._decomposed: set[str] = set()
+        self._cache: dict[str, tuple[tuple, torch.Tensor]] = {}
+        self._generation = getattr(self, "_generation", 0)
 
+    # --- copies --------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """Copies and pickles keep the whole configuration; what is keyed by
+        module identity or holds closures is rebuilt on load."""
+        state = self.__dict__.copy()
+        for key in ("_info", "_replace", "_param_jobs", "_param_slots", "_decomposed", "_cache"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._install_state()
+        self._scan()
+        self._install()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_") or name == "net":
+                raise
+            net = self.__dict__.get("_modules", {}).get("net")
+            if net is None:
+                raise
+            return getattr(net, name)
+
+    def __repr__(self) -> str:
+        return super().__repr__() + "\n" + str(self.dmx_report())
+
+    # --- names -----------------------------------------------------------------
     def _scan(self) -> None:
         self._info = {}
+        self._sites: dict[str, tuple[str, str]] = {}  # MHA sites (no aware() needed)
+        self._static_ops: dict[str, tuple[str, str]] = {}  # ops of fused modules
+        self._fast: list[str] = []
         for name, module in self.net.named_modules():
             cls, kind = _modules.classify(module)
             self._info[id(module)] = (name, cls, kind)
+            if isinstance(module, nn.MultiheadAttention):
+                self._fast.append(name)
+                for suffix, entry in _attention.sites(module).items():
+                    self._sites[_join(name, suffix)] = entry
+            elif isinstance(module, nn.TransformerEncoderLayer):
+                self._fast.append(name)
+                for suffix, entry in _encoder_layer_ops(module).items():
+                    self._static_ops[_join(name, suffix)] = entry
 
     def _modules_table(self) -> dict[str, tuple[str, str]]:
         table = {
             name: (cls, kind) for name, cls, kind in self._info.values() if name != ""
         }
+        for name, entry in self._sites.items():
+            table[name] = entry
+        if is_aware():
+            table.update(self._static_ops)
         for name, (op, kind) in (self._recorded or {}).items():
             table[name] = (op, kind)
         return table
@@ -208,8 +385,11 @@ class Model(nn.Module):
         """Every configurable name -> its slots (in application order).
 
         Module names are ``net.named_modules()`` names (the root excluded);
-        functional ops appear once recorded (``trace`` or the first forward
-        with ``dmx.aware()`` on) as ``<module path>.<op>_<i>``.
+        a ``MultiheadAttention`` adds ``<name>.in_proj`` (its packed input
+        projection) and ``<name>.scaled_dot_product_attention_0``; functional
+        ops appear once recorded (``trace`` or the first forward with
+        ``dmx.aware()`` on) as ``<module path>.<op>_<i>`` (those of a
+        ``TransformerEncoderLayer`` are known up front).
         """
         return {name: slots_of(kind) for name, (_, kind) in self._modules_table().items()}
 
@@ -254,7 +434,8 @@ class Model(nn.Module):
                 if self._recorded is None:
                     raise ConfigError(
                         f"functional op {name!r} has not been recorded yet: run "
-                        "model.trace(*example_inputs) or one forward pass first"
+                        "model.trace(*example_inputs) or one forward pass first "
+                        "(rules that select op kinds apply in that first forward)"
                     )
                 near = closest(name, table)
                 raise ConfigError(
@@ -263,7 +444,8 @@ class Model(nn.Module):
                 )
 
     def transform(self, config_or_path: Any = None, *rules: ConfigRule | Mapping) -> "Model":
-        """Apply a configuration (path, YAML text, mapping or None) and rules.
+        """Apply a configuration (path, YAML text, mapping, a ``ConfigRule``
+        or None) and rules.
 
         The file's entries apply first (in order; a ``rules:`` list in the
         file applies where it stands), then each rule in order, on top of
@@ -271,53 +453,120 @@ class Model(nn.Module):
         earlier one. Everything is validated before anything changes: an
         unknown name (closest names suggested; a functional name needs
         ``dmx.aware()`` and a recording), an unknown slot, a slot the module
-        lacks, an ``instance`` mismatch, a malformed value, or a stochastic
-        format without a ``key`` raise ``ConfigError`` and leave the model as
-        it was. Returns ``self``.
+        lacks, an ``instance`` mismatch, a malformed value, a rule type that
+        names nothing, a block axis or N:M group that does not fit a
+        parameter (or a recorded activation), or a stochastic format without
+        a ``key`` raise ``ConfigError`` and leave the model as it was.
+        With ``dmx.aware()`` on and no forward recorded yet, the rules also
+        apply to functional ops as the first forward records them. A rule
+        given here that selects nothing warns (``ConfigWarning``); a file's
+        rules warn only when the file configures nothing. Returns ``self``.
         """
+        if isinstance(config_or_path, ConfigRule):
+            rules = (config_or_path, *rules)
+            config_or_path = None
         parsed = parse_config(config_or_path) if config_or_path is not None else {}
         self._scan()  # the network's modules as they are now
         table = self._modules_table()
         self._check_names(parsed, table)
         base = {**self._config, **self._op_config}
-        merged = apply_rules(parsed, rules, table, base=base)
+        pending = is_aware() and self._recorded is None
+        merged = apply_rules(parsed, rules, table, base=base, warn=not pending)
         for name, slots in merged.items():
-            if self._generator is None:
-                for slot, value in slots.items():
-                    if getattr(value, "stochastic", False) or str(value).startswith("BERN"):
-                        raise ConfigError(
-                            f"{name}: {slot} = {str(value)!r} is stochastic and needs randomness: "
-                            "give the model a seed or generator, dmx.Model(net, key=0)"
-                        )
+            self._check_randomness(name, slots)
             if "instance" not in slots:
                 slots = {"instance": canonical_instance(table[name][0]), **slots}
             merged[name] = slots
+        self._check_shapes(merged)
+        arg_rules = tuple(r if isinstance(r, ConfigRule) else ConfigRule.from_mapping(r) for r in rules)
+        file_rules = parsed.get(RULES_KEY) if isinstance(parsed.get(RULES_KEY), tuple) else ()
+        if pending:
+            for rule in (*file_rules, *arg_rules):
+                for slot, value in rule.config.items():
+                    self._check_randomness(rule.describe(), {slot: value})
         # --- nothing has failed: install -------------------------------------------
-        module_names = {name for name, _, _ in self._info.values()}
+        module_names = {name for name, _, _ in self._info.values()} | set(self._sites)
         self._config = {n: s for n, s in merged.items() if n in module_names}
         self._op_config = {n: s for n, s in merged.items() if n not in module_names}
+        if pending:
+            self._pending = (self._pending or ()) + tuple(file_rules) + arg_rules
+            self._pending_check = (parsed, arg_rules)
         self._install()
         return self
 
+    def _check_randomness(self, name: str, slots: Mapping[str, Any]) -> None:
+        if self._generator is not None:
+            return
+        for slot, value in slots.items():
+            if getattr(value, "stochastic", False) or str(value).startswith("BERN"):
+                raise ConfigError(
+                    f"{name}: {slot} = {str(value)!r} is stochastic and needs randomness: "
+                    "give the model a seed or generator, dmx.Model(net, key=0)"
+                )
+
+    def _param(self, name: str, attr: str) -> torch.Tensor | None:
+        """The parameter ``attr`` (``weight``/``bias``) of module or site ``name``."""
+        if name in self._sites:
+            owner, suffix = name.rsplit(".", 1) if "." in name else ("", name)
+            if suffix != _attention.IN_PROJ:
+                return None
+            return getattr(self.net.get_submodule(owner), f"in_proj_{attr}", None)
+        value = getattr(self.net.get_submodule(name), attr, None)
+        return value if isinstance(value, torch.Tensor) else None
+
+    def _param_name(self, name: str, attr: str) -> str:
+        if name in self._sites:
+            owner = name.rsplit(".", 1)[0] if "." in name else ""
+            return _join(owner, f"in_proj_{attr}")
+        return _join(name, attr)
+
+    def _check_shapes(self, merged: Mapping[str, Mapping[str, Any]]) -> None:
+        """Block axes and N:M groups that cannot fit a parameter, or an
+        activation whose shape a forward recorded, fail here, naming the
+        module and the slot."""
+        by_name = {name: cls for name, cls, _ in self._info.values()}
+        for name, slots in merged.items():
+            if name in by_name or name in self._sites:
+                transposed = _modules.weight_transposed(by_name.get(name, ""))
+                weight = self._param(name, "weight")
+                if weight is not None:
+                    shape = tuple(weight.shape)[::-1] if transposed else tuple(weight.shape)
+                    for slot in _WEIGHT_SLOTS:
+                        if slot in slots:
+                            check_fits(name, slot, slots[slot], shape, "weight")
+                bias = self._param(name, "bias")
+                if bias is not None and "bias_format" in slots:
+                    check_fits(name, "bias_format", slots["bias_format"], tuple(bias.shape), "bias")
+            shape = self._shapes.get(name)
+            if shape is not None and "input_format" in slots:
+                check_fits(name, "input_format", slots["input_format"], shape, "input")
+
     def _install(self) -> None:
         by_name = {name: (cls, kind) for name, cls, kind in self._info.values()}
-        self._replace = {}
-        self._param_jobs = []
+        by_name.update(self._sites)
+        self._install_state()
         for name, slots in self._config.items():
             cls, kind = by_name[name]
             fn = _modules.replacement(kind, slots)
-            if fn is not None:
+            if fn is not None and name not in self._sites:
                 self._replace[name] = fn
-            module = self.net.get_submodule(name)
             transposed = _modules.weight_transposed(cls)
+            covered = []
             w_slots = {s: slots[s] for s in _WEIGHT_SLOTS if s in slots}
-            if w_slots and getattr(module, "weight", None) is not None:
-                self._param_jobs.append((f"{name}.weight", "weight", w_slots, transposed))
-            if "bias_format" in slots and getattr(module, "bias", None) is not None:
+            if w_slots and self._param(name, "weight") is not None:
+                self._param_jobs.append((self._param_name(name, "weight"), "weight", w_slots, transposed))
+                covered += list(w_slots)
+            if "bias_format" in slots and self._param(name, "bias") is not None:
                 self._param_jobs.append(
-                    (f"{name}.bias", "bias", {"bias_format": slots["bias_format"]}, False)
+                    (self._param_name(name, "bias"), "bias", {"bias_format": slots["bias_format"]}, False)
                 )
-        self._cache = {}
+                covered.append("bias_format")
+            self._param_slots[name] = tuple(covered)
+        configured = [n for n, s in {**self._config, **self._op_config}.items() if audited_slots(s)]
+        for owner in self._fast:
+            if any(owner == "" or n == owner or n.startswith(owner + ".") for n in configured):
+                self._decomposed.add(owner)
+        self._warned = set()
         self._generation += 1
 
     # --- forward -------------------------------------------------------------------
@@ -356,15 +605,20 @@ class Model(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """``net(*args, **kwargs)`` under the configuration (see module docs)."""
-        params = self.effective_parameters()
+        return self._forward(args, kwargs)
+
+    def _forward(self, args: tuple, kwargs: dict, configured: bool = True, capture: dict | None = None) -> Any:
+        params = self.effective_parameters() if configured else {}
         aware = is_aware()
         record = {} if aware and self._recorded is None else None
-        functional = aware and (record is not None or bool(self._op_config))
-        need_mode = functional or bool(self._replace)
-        need_hooks = need_mode or bool(self._config)
+        op_config = self._op_config if configured else {}
+        functional = aware and (record is not None or bool(op_config) or capture is not None)
+        has_config = configured and bool(self._config or op_config)
+        need_mode = functional or (configured and bool(self._replace or self._decomposed))
+        need_hooks = need_mode or has_config or capture is not None
         if not need_hooks:
             return torch.func.functional_call(self.net, params, args, kwargs)
-        run = _Run(self, record, functional)
+        run = _Run(self, record, functional, configured, capture)
         with ExitStack() as stack:
             h1 = nn.modules.module.register_module_forward_pre_hook(run.pre_hook)
             stack.callback(h1.remove)
@@ -372,10 +626,83 @@ class Model(nn.Module):
             stack.callback(h2.remove)
             if need_mode:
                 stack.enter_context(_Mode(run))
+                run.mode_on = True
             out = torch.func.functional_call(self.net, params, args, kwargs)
+        self._shapes.update(run.shapes)
         if record is not None:
             self._recorded = record
+            if run.pending is not None:
+                self._op_config = run.op_config
+                self._finish_pending()
+        if configured:
+            self._applied = run.applied
+            self._audit(run.applied)
         return out
+
+    def _finish_pending(self) -> None:
+        check = self._pending_check
+        self._pending = None
+        self._pending_check = None
+        if check is not None:
+            for message in selects_nothing(check[0], check[1], self._modules_table()):
+                warnings.warn(message, ConfigWarning, stacklevel=4)
+        self._install()
+        self._warned = set()
+
+    @torch.compiler.disable
+    def _audit(self, applied: set[tuple[str, str]]) -> None:
+        """Warn once per configured slot that did not run in this forward."""
+        for name, slots in {**self._config, **self._op_config}.items():
+            for slot in audited_slots(slots):
+                if (name, slot) in applied or (name, slot) in self._warned:
+                    continue
+                self._warned.add((name, slot))
+                why = ""
+                if slot == "input_format" and (name, slot) not in applied and name in self._shapes:
+                    why = "the module ran; its first tensor input is not floating" if self._shapes[name] else ""
+                warnings.warn(audit_message(name, slot, slots[slot], why), SlotNotAppliedWarning, stacklevel=4)
+
+    # --- report ------------------------------------------------------------------------
+
+    def dmx_report(self, *args: Any, reference: bool = False, **kwargs: Any) -> Report:
+        """The configuration and what the last forward applied, as a table.
+
+        One row per configured module or op: its slots, the slots applied in
+        the last forward, the formats and bits per element. With inputs
+        (``model.dmx_report(*args, **kwargs)``, the model's own inputs) a
+        forward runs first (no grad); with ``reference=True`` the
+        unconfigured model runs on the same inputs too, and each row gets
+        the SQNR (dB) of the module's output in the configured model against
+        the unconfigured one, per call, errors accumulated end to end.
+        """
+        sqnr: dict[str, list[float]] = {}
+        if args or kwargs:
+            with torch.no_grad():
+                if reference:
+                    ref_out: dict[str, list] = {}
+                    got: dict[str, list] = {}
+                    self._forward(args, kwargs, configured=False, capture=ref_out)
+                    self._forward(args, kwargs, capture=got)
+                    for name, outs in got.items():
+                        refs = ref_out.get(name, [])
+                        sqnr[name] = [
+                            sqnr_db(r, o) for r, o in zip(refs, outs) if r.shape == o.shape
+                        ]
+                else:
+                    self._forward(args, kwargs)
+        elif reference:
+            raise ValueError(
+                "dmx_report(reference=True) needs the model's inputs: "
+                "model.dmx_report(*args, reference=True, **kwargs)"
+            )
+        merged = {**self._config, **self._op_config}
+        order = [n for n in self._modules_table() if n in merged]
+        order += [n for n in merged if n not in order]
+        rows = []
+        for name in order:
+            applied = [s for (n, s) in self._applied if n == name]
+            rows.append(make_row(name, merged[name], applied, sqnr.get(name, ())))
+        return Report(tuple(rows))
 
     def extra_repr(self) -> str:
         return f"configured={len(self._config) + len(self._op_config)}"

@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .rules import ConfigRule, apply_rules, slots_of
-from .schema import RULES_KEY, parse_config, parse_slots, parse_value, to_plain, to_yaml, validate
+from .report import Report, ReportRow, audit_message, audited_slots, is_no_op, make_row, sqnr_db
+from .rules import ConfigRule, apply_rules, selects_nothing, slots_of
+from .schema import (
+    IGNORED_KEYS, RULES_KEY, is_no_op_value, parse_config, parse_slots, parse_value, to_plain,
+    to_yaml, validate,
+)
+from .shapes import check_fits, fit_problem
 from .slots import APPROXIMATION_FAMILY, FORMAT_SLOTS, INSTANCE_NAMES, KIND_SLOTS, SLOTS, canonical_instance
 
 
@@ -37,4 +42,6 @@ __all__ = [
     "SLOTS", "FORMAT_SLOTS", "KIND_SLOTS", "INSTANCE_NAMES", "APPROXIMATION_FAMILY",
     "RULES_KEY", "canonical_instance", "ConfigRule", "apply_rules", "slots_of",
     "parse_config", "parse_slots", "parse_value", "to_plain", "to_yaml", "validate", "resolve",
+    "IGNORED_KEYS", "is_no_op_value", "selects_nothing", "check_fits", "fit_problem",
+    "Report", "ReportRow", "audit_message", "audited_slots", "is_no_op", "make_row", "sqnr_db",
 ]

@@ -13,13 +13,14 @@ Face ``Conv1D``; ``softmax`` selects ``nn.Softmax`` modules and recorded
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
-from .schema import RULES_KEY, _check_module, parse_slots, validate
-from .slots import KIND_SLOTS, SLOTS, canonical_instance
+from ..errors import ConfigError, ConfigWarning
+from .schema import RULES_KEY, _check_module, closest, is_no_op_value, parse_slots, validate
+from .slots import INSTANCE_NAMES, KIND_SLOTS, SLOTS, canonical_instance
 
 _RULE_KEYS = ("module_types", "name_re", "config")
 
@@ -109,12 +110,34 @@ class ConfigRule:
         """The names in ``modules`` this rule selects, in ``modules`` order."""
         return [n for n, (cls, kind) in modules.items() if self.selects(n, cls, kind)]
 
-    def check(self, modules: Mapping[str, tuple[str, str]]) -> None:
-        """Raise ``ConfigError`` if a selected module lacks one of the rule's slots.
+    def describe(self) -> str:
+        """``ConfigRule(module_types=[...], name_re=...)`` as text for messages."""
+        return f"rule(module_types={list(self.module_types)}, name_re={self.name_re!r})"
 
-        A rule that selects no module is not an error (one file may serve
-        several models).
+    def check_types(self, modules: Mapping[str, tuple[str, str]]) -> None:
+        """Raise ``ConfigError`` for a type name that is neither a kind, nor a
+        canonical instance name, nor the class name of a module in ``modules``
+        (a typo such as ``"Linaer"`` would otherwise select nothing)."""
+        known = set(KIND_SLOTS) | set(INSTANCE_NAMES) | set(INSTANCE_NAMES.values())
+        here = {cls for cls, _ in modules.values()}
+        for t in self.module_types:
+            if t in known or t in here:
+                continue
+            valid = sorted(here | {canonical_instance(c) for c in here} | {k for _, k in modules.values()})
+            near = closest(t, set(valid) | known)
+            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+            raise ConfigError(
+                f"{self.describe()}: module type {t!r} is not a kind, an instance name or a "
+                f"class in this model{hint} (types in this model: {', '.join(valid)})"
+            )
+
+    def check(self, modules: Mapping[str, tuple[str, str]]) -> None:
+        """Raise ``ConfigError`` for an unknown type name (see
+        :meth:`check_types`) or if a selected module lacks one of the rule's
+        slots. A rule that selects no module is not an error here (one file
+        may serve several models); :func:`apply_rules` warns about it.
         """
+        self.check_types(modules)
         for name in self.select(modules):
             cls, kind = modules[name]
             where = f"rule(module_types={list(self.module_types)}, name_re={self.name_re!r})"
@@ -132,10 +155,38 @@ def _as_rule(rule: Any) -> ConfigRule:
     return ConfigRule.from_mapping(rule)
 
 
-def _merge(into: dict[str, dict[str, Any]], name: str, slots: Mapping[str, Any]) -> None:
+def _merge(
+    into: dict[str, dict[str, Any]],
+    name: str,
+    slots: Mapping[str, Any],
+    modules: Mapping[str, tuple[str, str]],
+) -> None:
+    allowed = KIND_SLOTS.get(modules[name][1], KIND_SLOTS["module"]) if name in modules else SLOTS
     merged = dict(into.get(name, {}))
-    merged.update(slots)
+    # a no-op value on a slot the module lacks (mltools files list every
+    # slot on every module) is accepted and changes nothing
+    merged.update({s: v for s, v in slots.items() if s in allowed or not is_no_op_value(s, v)})
     into[name] = {s: merged[s] for s in SLOTS if s in merged}
+
+
+def selects_nothing(
+    config: Mapping[str, Any], rules: Any, modules: Mapping[str, tuple[str, str]]
+) -> list[str]:
+    """Why a configuration probably does not do what was meant: one message
+    per rule of ``rules`` that selects no module in ``modules``, plus one when
+    ``config`` (a file) holds rules and configures nothing as a whole."""
+    out = [
+        f"{r.describe()} selects no module of this model"
+        for r in (_as_rule(r) for r in rules)
+        if not r.select(modules)
+    ]
+    file_rules = config.get(RULES_KEY) if isinstance(config.get(RULES_KEY), tuple) else ()
+    entries = [n for n in config if not (n == RULES_KEY and isinstance(config[n], tuple))]
+    if file_rules and not entries and not any(r.select(modules) for r in file_rules):
+        out.append(
+            f"the configuration's {len(file_rules)} rule(s) select no module of this model"
+        )
+    return out
 
 
 def apply_rules(
@@ -143,6 +194,7 @@ def apply_rules(
     rules: Any,
     modules: Mapping[str, tuple[str, str]],
     base: Mapping[str, Mapping[str, Any]] | None = None,
+    warn: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Merge a parsed configuration and rules into per-module slots.
 
@@ -154,6 +206,9 @@ def apply_rules(
     :func:`~dmxnum.config.schema.validate`); on error nothing is returned
     and the inputs are not modified. Returns ``{name: {slot: value}}`` with
     slots in ``SLOTS`` order, holding only modules that have a slot set.
+    A no-op value (``SAME``, ``NONE``, ``DENSE``) on a slot the module lacks
+    is dropped. With ``warn`` a ``ConfigWarning`` is emitted for each
+    message of :func:`selects_nothing`.
     """
     rules = tuple(_as_rule(r) for r in rules)
     validate(config, modules)
@@ -164,12 +219,15 @@ def apply_rules(
         if name == RULES_KEY and isinstance(slots, tuple):
             for rule in slots:
                 for target in rule.select(modules):
-                    _merge(out, target, rule.config)
+                    _merge(out, target, rule.config, modules)
             continue
-        _merge(out, name, slots)
+        _merge(out, name, slots, modules)
     for rule in rules:
         for target in rule.select(modules):
-            _merge(out, target, rule.config)
+            _merge(out, target, rule.config, modules)
+    if warn:
+        for message in selects_nothing(config, rules, modules):
+            warnings.warn(message, ConfigWarning, stacklevel=3)
     return {n: s for n, s in out.items() if s}
 
 

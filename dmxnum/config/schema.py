@@ -31,14 +31,30 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigWarning
 from .slots import APPROXIMATION_FAMILY, FORMAT_SLOTS, KIND_SLOTS, SLOTS, canonical_instance
+
+#: Keys of mltools configuration files that carry no numerics; accepted and
+#: ignored (with one ``ConfigWarning`` per configuration).
+IGNORED_KEYS = frozenset({"state_dict_url"})
+
+#: slot -> the value that changes nothing (accepted on any module).
+NO_OP = {"weight_sparseness": "DENSE", "approximation_function": "NONE"}
+
+
+def is_no_op_value(slot: str, value: Any) -> bool:
+    """True when ``value`` is ``slot``'s no-op: ``SAME`` for a format slot,
+    ``DENSE`` for ``weight_sparseness``, ``NONE`` for ``approximation_function``."""
+    if slot in FORMAT_SLOTS:
+        return str(value) == "SAME"
+    return slot in NO_OP and str(value) == NO_OP[slot]
 
 #: The reserved top-level key holding a file's list of rules.
 RULES_KEY = "rules"
@@ -123,6 +139,8 @@ def parse_slots(where: str, slots: Any) -> dict[str, Any]:
     for slot, value in slots.items():
         if not isinstance(slot, str):
             raise ConfigError(f"{where}: slot names must be strings, got {slot!r}")
+        if slot in IGNORED_KEYS:
+            continue
         parsed[slot] = parse_value(where, slot, value)
     return {s: parsed[s] for s in SLOTS if s in parsed}
 
@@ -176,6 +194,10 @@ def parse_config(config_or_path: Any) -> Config:
             f"a configuration must map module names to slot mappings, got {raw!r}"
         )
     config: Config = {}
+    ignored = sorted(
+        {f"{name}.{key}" for name, slots in raw.items() if isinstance(slots, Mapping)
+         for key in slots if key in IGNORED_KEYS}
+    )
     for name, slots in raw.items():
         if not isinstance(name, str):
             raise ConfigError(f"module names must be strings, got {name!r}")
@@ -186,6 +208,14 @@ def parse_config(config_or_path: Any) -> Config:
             )
             continue
         config[name] = parse_slots(name, slots)
+    if ignored:
+        warnings.warn(
+            f"ignored {len(ignored)} mltools key(s) that carry no numerics: "
+            + ", ".join(ignored[:4]) + (", ..." if len(ignored) > 4 else "")
+            + " (dmxnum loads no state dicts from a configuration)",
+            ConfigWarning,
+            stacklevel=3,
+        )
     return config
 
 
@@ -197,6 +227,8 @@ def _check_module(
         if slot not in SLOTS:
             raise ConfigError(f"{where}: unknown slot {slot!r}; {_suggest(slot, SLOTS)}")
         if slot not in allowed:
+            if is_no_op_value(slot, value):
+                continue  # mltools files list every slot on every module
             valid = [s for s in SLOTS if s in allowed]
             raise ConfigError(
                 f"{where}: module {name!r} ({cls}, kind {kind!r}) has no slot {slot!r}; "

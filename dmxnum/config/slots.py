@@ -109,6 +109,9 @@ KIND_SLOTS: dict[str, frozenset[str]] = {
         }
     ),
     "add": frozenset({"instance", "input_format", "residual_format", "output_format"}),
+    # multi-head attention as a whole (query in, attention output out); its
+    # packed projection and attention are sites of their own
+    "mha": _ELEMENTWISE,
     # any other module: its first tensor input and its output
     "module": _ELEMENTWISE,
 }
@@ -153,6 +156,8 @@ INSTANCE_NAMES: dict[str, str] = {
     "AvgPool2d": "AvgPool2d",
     "AdaptiveAvgPool2d": "AdaptiveAvgPool2d",
     "Dropout": "Dropout",
+    "MultiheadAttention": "MultiheadAttention",
+    "MultiHeadDotProductAttention": "MultiheadAttention",  # Flax
     # functional ops (instance name = op name)
     "softmax": "softmax",
     "gelu": "gelu",

@@ -82,8 +82,8 @@ class TorchLeNet(LeNet5):
     """``examples/digits_cnn.py``'s LeNet5 (same modules and names), with feed points."""
 
     def forward(self, x):
-        x = self.pool1(self.relu1(self.conv1(_feed_t("conv1", x))))
-        x = self.pool2(self.relu2(self.conv2(_feed_t("conv2", x))))
+        x = self.mp1(self.relu1(self.conv1(_feed_t("conv1", x))))
+        x = self.mp2(self.relu2(self.conv2(_feed_t("conv2", x))))
         x = torch.flatten(x, 1)
         x = self.relu3(self.fc1(_feed_t("fc1", x)))
         x = self.relu4(self.fc2(_feed_t("fc2", x)))
@@ -97,10 +97,10 @@ class FlaxLeNet(nn.Module):
         pad = ((1, 1), (1, 1))
         self.conv1 = RecConv(6, (3, 3), padding=pad)
         self.relu1 = ReLU()
-        self.pool1 = MaxPool2d()
+        self.mp1 = MaxPool2d()
         self.conv2 = RecConv(16, (3, 3), padding=pad)
         self.relu2 = ReLU()
-        self.pool2 = MaxPool2d()
+        self.mp2 = MaxPool2d()
         self.fc1 = RecDense(120)
         self.relu3 = ReLU()
         self.fc2 = RecDense(84)
@@ -108,8 +108,8 @@ class FlaxLeNet(nn.Module):
         self.fc3 = RecDense(10)
 
     def __call__(self, x):
-        x = self.pool1(self.relu1(self.conv1(_feed_f("conv1", x))))
-        x = self.pool2(self.relu2(self.conv2(_feed_f("conv2", x))))
+        x = self.mp1(self.relu1(self.conv1(_feed_f("conv1", x))))
+        x = self.mp2(self.relu2(self.conv2(_feed_f("conv2", x))))
         x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
         x = self.relu3(self.fc1(_feed_f("fc1", x)))
         x = self.relu4(self.fc2(_feed_f("fc2", x)))

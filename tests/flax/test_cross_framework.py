@@ -37,7 +37,7 @@ conv1:
   input_format: BFP[4|8]{4,-1}(SN)
   bias_format: FP[1|4|3,7](_N)
   output_format: BFP[6|8]{4,1}(SN)
-pool1:
+mp1:
   instance: MaxPool2d
   input_format: BFP[6|8]{4,1}(SN)
 conv2:

@@ -119,7 +119,7 @@ def test_lenet_file_on_the_cnn(lenet):
     net, _ = lenet
     model = dmx.Model(net).transform(str(ROOT / "configs" / "lenet5.yaml"))
     assert set(dmxnum.config.parse_config(model.dmx_config)) == {
-        "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc1", "fc2", "fc3"}
+        "conv1", "relu1", "mp1", "conv2", "relu2", "mp2", "fc1", "fc2", "fc3"}
 
 
 @pytest.mark.parametrize(
