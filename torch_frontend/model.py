@@ -627,8 +627,10 @@ class Model(nn.Module):
             if need_mode:
                 stack.enter_context(_Mode(run))
                 run.mode_on = True
-            out = torch.func.functional_call(self.net, params, args, kwargs)
-        self._shapes.update(run.shapes)
+            try:
+                out = torch.func.functional_call(self.net, params, args, kwargs)
+            finally:
+                self._shapes.update(run.shapes)
         if record is not None:
             self._recorded = record
             if run.pending is not None:
