@@ -618,6 +618,19 @@ class Model(nn.Module):
         need_hooks = need_mode or has_config or capture is not None
         if not need_hooks:
             return torch.func.functional_call(self.net, params, args, kwargs)
+        return self._hooked_forward(
+            params, args, kwargs, record, functional, configured, capture, need_mode
+        )
+
+    @torch.compiler.disable
+    def _hooked_forward(
+        self, params: dict, args: tuple, kwargs: dict, record: dict | None, functional: bool,
+        configured: bool, capture: dict | None, need_mode: bool,
+    ) -> Any:
+        """The forward with hooks, mode and audit. ``torch.compile`` of a
+        wrapped model runs it outside the compiled region (module hooks
+        registered while compiling would not be traced, and the slots would
+        be skipped silently); a configuration-free forward stays compiled."""
         run = _Run(self, record, functional, configured, capture)
         with ExitStack() as stack:
             h1 = nn.modules.module.register_module_forward_pre_hook(run.pre_hook)

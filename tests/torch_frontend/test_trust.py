@@ -353,3 +353,43 @@ def test_attribute_reads_reach_the_network():
     assert m.in_features == 3 and m.weight is net.weight
     with pytest.raises(AttributeError):
         m.no_such_attribute
+
+
+# --- torch.compile ----------------------------------------------------------------------------
+
+def test_compiled_wrapped_model_applies_and_audits(encoder_layer):
+    """Under torch.compile the configured forward runs outside the compiled
+    region: the same result as eager, and the audit still warns."""
+    layer, x = encoder_layer
+
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+            self.unused = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.layer(x)
+
+    m = dmx.Model(Holder()).transform({
+        "layer.linear1": {"input_format": BFP16},
+        "layer.self_attn.in_proj": {"weight_format": BFP16},
+        "unused": {"output_format": FP16},
+    })
+    with torch.no_grad():
+        with pytest.warns(dmx.SlotNotAppliedWarning, match="unused: output_format"):
+            eager = m(x)
+        m.transform({})  # a configuration change re-arms the audit
+        compiled = torch.compile(m)
+        with pytest.warns(dmx.SlotNotAppliedWarning, match="unused: output_format"):
+            got = compiled(x)
+    assert torch.equal(got, eager)
+    assert ("layer.linear1", "input_format") in m._applied
+
+
+def test_compiled_aware_unconfigured_is_native(aware, encoder_layer):
+    layer, x = encoder_layer
+    with torch.no_grad():
+        native = layer(x)
+        got = torch.compile(dmx.Model(layer))(x)
+    assert torch.equal(got, native)
