@@ -151,7 +151,7 @@ class Report:
                 applied += " (missing " + ", ".join(r.missing) + ")"
             bits = "-" if r.bits is None else f"{r.bits:g}"
             sqnr = ", ".join(_db(v) for v in r.sqnr_db) if r.sqnr_db else "-"
-            fmts = "; ".join(f"{s}={v}" for s, v in r.formats.items())
+            fmts = "; ".join(f"{s}={r.formats[s]}" for s in r.configured) or "-"
             lines.append((r.name, r.instance, applied, bits, sqnr, fmts))
         widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head[:-1])]
         def fmt(cells: Sequence[str]) -> str:
