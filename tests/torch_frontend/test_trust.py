@@ -393,3 +393,18 @@ def test_compiled_aware_unconfigured_is_native(aware, encoder_layer):
         native = layer(x)
         got = torch.compile(dmx.Model(layer))(x)
     assert torch.equal(got, native)
+
+
+def test_wrapped_model_runs_on_meta():
+    """Shape-only runs (``meta`` tensors) go through every configured slot."""
+    from examples.digits_cnn import LeNet5
+
+    net = LeNet5().to("meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dmx.ConfigWarning)
+        m = dmx.Model(net).transform(ROOT / "configs" / "mltools_lenet5.yaml",
+                                     ConfigRule(module_types="linear", config={"weight_format": "MXFP4_E2M1"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dmx.SlotNotAppliedWarning)
+        y = m(torch.empty(3, 1, 8, 8, device="meta"))
+    assert y.device.type == "meta" and y.shape == (3, 10)
