@@ -54,4 +54,9 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    """The module's names plus the lazily imported ones (``cast``, ``parse``, ...)."""
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+
+
 from . import errors, formats  # noqa: E402  (light, no backend imports)

@@ -35,8 +35,10 @@ def backend_name(x: Array) -> str:
 
         if isinstance(x, jax.Array):
             return "jax"
+    kind = type(x).__name__ if type(x).__module__ == "builtins" else f"{type(x).__module__}.{type(x).__name__}"
     raise TypeError(
-        f"expected a NumPy, JAX or PyTorch array, got {type(x).__module__}.{type(x).__name__}"
+        f"expected an array (NumPy, JAX or PyTorch), got {kind}; convert it first, "
+        "e.g. np.asarray(x, np.float32)"
     )
 
 
@@ -57,7 +59,9 @@ def namespace(x: Array) -> Any:
 
 
 def is_tracing(x: Array) -> bool:
-    """True when ``x`` is a JAX tracer or a tensor being traced by torch.compile/fx."""
+    """True when ``x`` has no values to look at from Python: a JAX tracer, a
+    tensor being traced by torch.compile/fx, or a torch ``meta`` tensor
+    (shape and dtype only). Code that branches on values skips the branch."""
     name = backend_name(x)
     if name == "jax":
         import jax
@@ -66,7 +70,7 @@ def is_tracing(x: Array) -> bool:
     if name == "torch":
         import torch
 
-        if torch.compiler.is_compiling():
+        if x.device.type == "meta" or torch.compiler.is_compiling():
             return True
         try:
             from torch._subclasses.fake_tensor import FakeTensor
@@ -92,9 +96,13 @@ def check_float(x: Array, what: str = "input") -> str:
     if name not in _FLOAT_NAMES:
         raise UnsupportedDtypeError(
             f"{what} has dtype {name}; dmxnum casts accept float16, bfloat16, float32 or float64 "
-            "(convert integers explicitly, e.g. x.astype(float32))"
+            f"(convert integers explicitly, e.g. {_TO_FLOAT32[backend_name(x)]})"
         )
     return name
+
+
+#: how to convert an array to float32, per backend (quoted in dtype errors)
+_TO_FLOAT32 = {"numpy": "x.astype(np.float32)", "jax": "x.astype(jnp.float32)", "torch": "x.float()"}
 
 
 def to_float32(x: Array) -> Array:
@@ -194,48 +202,79 @@ def words_to_top24(words: Array) -> Array:
 
 # ----------------------------------------------------------------------------- randomness
 def random_words(key: Any, shape: tuple[int, ...], like: Array) -> Array:
-    """One uint32 word per element from an explicit key, on ``like``'s backend.
+    """One uint32 word per element from an explicit key, on ``like``'s backend and device.
 
-    ``key`` is an int seed, a JAX PRNG key, a NumPy ``Generator`` or a
-    ``torch.Generator``. JAX: ``jax.random.bits``; NumPy:
-    ``Generator.integers(0, 2**32, dtype=uint32)``; torch: ``randint`` on
-    int32 (the words are the int32 bits read as uint32). The same key and
-    shape give the same words on a backend.
+    ``key`` is an int seed, a JAX PRNG key (typed or legacy ``uint32``), a
+    NumPy ``Generator`` or a ``torch.Generator``, whatever ``like``'s backend.
+    The words are drawn by the key's own library and converted: JAX
+    ``jax.random.bits``; NumPy ``Generator.integers(0, 2**32, dtype=uint32)``;
+    torch ``randint`` on int32 on the generator's device (the words are the
+    int32 bits read as uint32). An int seed is drawn by ``like``'s backend
+    (``jax.random.key(seed)``, ``numpy.random.default_rng(seed)``, a
+    ``torch.Generator`` on ``like``'s device seeded with it). So the same key
+    and shape give the same words on every backend, except for an int seed.
+    Torch words are int32 tensors holding the bits; ``meta`` tensors get
+    ``meta`` words (nothing is drawn).
+
+    Raises ``TypeError`` for any other key, and for a NumPy or torch
+    generator under ``jax.jit``: its words would be drawn once, at trace
+    time, and replayed by every call of the compiled function.
     """
     if key is None:
         raise MissingRandomnessError(
             "stochastic rounding / Bernoulli masks need randomness: pass key= (int seed, JAX key, "
             "numpy Generator or torch.Generator) or random_bits= (uint32 array of the input's shape)"
         )
-    name = backend_name(like)
+    target = backend_name(like)
+    source = _key_library(key, target)
     shape = tuple(int(s) for s in shape)
-    if name == "numpy":
-        gen = key if isinstance(key, np.random.Generator) else np.random.default_rng(_int_seed(key))
-        return gen.integers(0, 2**32, size=shape, dtype=np.uint32)
-    if name == "jax":
+    if source != "jax" and target == "jax" and is_tracing(like):
+        raise TypeError(
+            f"a {type(key).__module__}.{type(key).__name__} key cannot be used under jax.jit (or vmap/grad "
+            "tracing): its words would be drawn once, when tracing, and reused by every call; pass a JAX "
+            "PRNG key (jax.random.key(seed)) or random_bits= (uint32 words of the input's shape)"
+        )
+    if target == "torch" and like.device.type == "meta":
+        import torch
+
+        return torch.empty(shape, dtype=torch.int32, device="meta")
+    if source == "jax":
         import jax
 
-        if isinstance(key, int) and not isinstance(key, bool):
-            key = jax.random.key(key)
-        elif isinstance(key, np.random.Generator) or type(key).__module__.startswith("torch"):
-            raise TypeError(f"a JAX array needs an int seed or a JAX PRNG key, got {type(key).__name__}")
-        return jax.random.bits(key, shape, dtype=jax.numpy.uint32)
-    import torch
-
-    if isinstance(key, torch.Generator):
-        gen = key
+        if not isinstance(key, jax.Array):
+            key = jax.random.key(int(key))
+        words = jax.random.bits(key, shape, dtype=jax.numpy.uint32)
+    elif source == "numpy":
+        gen = key if isinstance(key, np.random.Generator) else np.random.default_rng(int(key))
+        words = gen.integers(0, 2**32, size=shape, dtype=np.uint32)
     else:
-        gen = torch.Generator(device=like.device)
-        gen.manual_seed(_int_seed(key))
-    w = torch.randint(-(2**31), 2**31, shape, dtype=torch.int32, generator=gen, device=like.device)
-    return w
+        import torch
+
+        if isinstance(key, torch.Generator):
+            gen = key
+        else:
+            gen = torch.Generator(device=like.device)
+            gen.manual_seed(int(key))
+        words = torch.randint(-(2**31), 2**31, shape, dtype=torch.int32, generator=gen, device=gen.device)
+        if target == "torch":
+            return words.to(like.device)
+        words = words.cpu().numpy().view(np.uint32)
+    return convert_like(words, like)
 
 
-def _int_seed(key: Any) -> int:
+def _key_library(key: Any, target: str) -> str:
+    """The library that draws ``key``'s words: ``target`` for an int seed."""
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return int(key)
+        return target
+    if isinstance(key, np.random.Generator):
+        return "numpy"
+    if "torch" in sys.modules and isinstance(key, sys.modules["torch"].Generator):
+        return "torch"
+    if "jax" in sys.modules and isinstance(key, sys.modules["jax"].Array):
+        return "jax"
     raise TypeError(
-        f"key must be an int seed, a JAX PRNG key, a numpy Generator or a torch.Generator; got {key!r}"
+        "key must be an int seed, a JAX PRNG key, a numpy Generator or a torch.Generator; "
+        f"got {type(key).__module__}.{type(key).__name__} {key!r:.80}"
     )
 
 
@@ -391,3 +430,12 @@ try:  # torch is optional
 
 except ImportError:  # pragma: no cover
     _TorchSTE = None  # type: ignore[assignment]
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """A NumPy copy of ``x`` (a torch tensor detached and moved to the CPU;
+    a JAX array fetched from its device); NumPy arrays as they are."""
+    if backend_name(x) == "torch":
+        t = x.detach()
+        return t.cpu().numpy() if t.device.type != "meta" else np.zeros(tuple(t.shape), np.float32)
+    return np.asarray(x)

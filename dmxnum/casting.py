@@ -30,6 +30,10 @@ def cast(
     float16/bfloat16). ``SAME`` returns ``x`` itself. Stochastic formats need
     ``key`` (int seed, JAX key, NumPy ``Generator`` or ``torch.Generator``) or
     ``random_bits`` (uint32, ``x``'s shape); deterministic formats ignore both.
+    Any kind of key works with any kind of array: the key's own library draws
+    the words, which are then converted to ``x``'s backend and device (an int
+    seed is drawn by ``x``'s backend). Under ``jax.jit`` pass a JAX key or
+    ``random_bits``: a NumPy or torch generator raises ``TypeError`` there.
 
     Gradients: ``gradient="ste"`` (default) passes the gradient through
     unchanged (straight-through estimator); ``gradient="clip"`` zeroes it
@@ -37,15 +41,18 @@ def cast(
     saturation, not rounding, decided the result).
 
     On JAX the whole kernel is one ``jax.jit``-compiled function (cached per
-    format), also when called eagerly. Raises ``TypeError`` for integer/bool
-    inputs and ``ValueError`` for malformed shorthands, bad axes or missing
-    randomness.
+    format), also when called eagerly. A torch ``meta`` tensor gives a
+    ``meta`` tensor of its shape and dtype. Raises ``TypeError`` for anything
+    but a NumPy, JAX or PyTorch array (``SAME`` excepted: it returns any
+    input) and for integer/bool arrays, and ``ValueError`` for malformed
+    shorthands, bad axes or missing randomness.
     """
     from .formats.grammar import parse
 
     fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
     if isinstance(fmt, Same):
         return x
+    B.backend_name(x)  # TypeError for anything but a NumPy, JAX or PyTorch array
     B.check_float(x)
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")

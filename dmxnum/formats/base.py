@@ -45,10 +45,22 @@ class Format:
         """True when casting needs random words (stochastic rounding)."""
         return False
 
+    # Limits: every format has each of them; ``None`` where it is not
+    # meaningful (SAME has no storage width and no range).
     @property
-    def bits_per_element(self) -> float:
+    def bits_per_element(self) -> float | None:
         """Storage bits per element, including amortized shared bits."""
-        raise NotImplementedError
+        return None
+
+    @property
+    def max_value(self) -> float | None:
+        """Largest finite value the format can produce."""
+        return None
+
+    @property
+    def min_positive(self) -> float | None:
+        """Smallest positive value the format can produce."""
+        return None
 
     def __call__(self, x: Any, key: Any = None, random_bits: Any = None) -> Any:
         """Cast ``x`` to this format; same as ``dmxnum.cast(x, self, ...)``."""

@@ -22,25 +22,29 @@ anywhere a format is, including inside ``SBFP<...>``.
 
 Case: the whole shorthand is case-insensitive (identifiers, aliases and the
 letters in parentheses alike: ``fp[1|5|10,15](fn)`` is ``FP[1|5|10,15](FN)``);
-no letter has a distinct lower-case meaning. Surrounding whitespace is
-ignored; whitespace inside a shorthand is an error (with the space-free form
-suggested). Only ASCII is accepted. Canonical output (``str(fmt)``) is upper
-case, without spaces or ``+`` signs, and always prints ``{b,d}``.
+no letter has a distinct lower-case meaning. Whitespace is ignored
+everywhere (``"BFP[8|8]{64, -1}(SN)"`` is ``BFP[8|8]{64,-1}(SN)``), as in
+the sparsity and logic shorthands; error columns count in the text as given.
+Only ASCII is accepted. Canonical output (``str(fmt)``) is upper case,
+without spaces or ``+`` signs, and always prints ``{b,d}``.
 
 Errors: every malformed input raises :class:`dmxnum.errors.ShorthandError`
 (a ``ValueError``) whose message quotes the input, says which part is wrong
 and at which column, shows the expected grammar of the family, and suggests
-the closest valid shorthand when an obvious one exists. Parameter range
-errors of the format constructors are re-raised as ``ShorthandError`` with
-their range message.
+the closest valid shorthand when an obvious one exists (names are ranked
+by :func:`_ranked`: truncations first, then by agreeing digits, shared
+prefix and ``difflib`` similarity). Parameter range errors of the format
+constructors are re-raised as ``ShorthandError`` with their range message.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
-from typing import Callable, NoReturn
+from collections import Counter
+from typing import Callable, Iterable, NoReturn
 
 from ..errors import FormatParameterError, ShorthandError
 from .aliases import ALIASES
@@ -71,6 +75,7 @@ _MAX_DIGITS = 12  # integers longer than this are rejected (no parameter needs t
 _INT = re.compile(r"[+-]?[0-9]+")
 _WORD = re.compile(r"[A-Z][A-Z0-9_]*")
 _LETTERS = re.compile(r"[A-Z]+")
+_SPACE = re.compile(r"\s+")
 _CLOSERS = ")]}>"
 
 
@@ -301,17 +306,11 @@ _FAMILIES: dict[str, Callable[[_Cursor, int], Format]] = {
 
 
 def _parse_upper(text: str) -> Format:
-    """Parse an upper-case ASCII shorthand; raise ``_Fail`` on error."""
-    start = len(text) - len(text.lstrip())
-    end = len(text.rstrip())
+    """Parse an upper-case ASCII shorthand without whitespace; raise ``_Fail`` on error."""
+    start, end = 0, len(text)
     cur = _Cursor(text, start, end, None)
     if start >= end:
         cur.fail("the shorthand is empty", anywhere=True)
-    body = text[start:end]
-    space = re.search(r"\s", body)
-    if space is not None:
-        cur.fail("whitespace inside a shorthand is not allowed", pos=start + space.start(),
-                 repairs=[re.sub(r"\s+", "", body)])
     word = _WORD.match(text, start, end)
     if word is None:
         cur.fail(f"a shorthand starts with a format name, found {cur.found()}")
@@ -326,8 +325,7 @@ def _parse_upper(text: str) -> Format:
         cur.fail(f"the alias {name} takes no parameters, found {text[word.end():end]!r}", pos=word.end(),
                  suggestion=name)
     if parser is None:
-        close = difflib.get_close_matches(family, list(_FAMILIES), n=3, cutoff=0.5)
-        repairs = [cur.edit(start, other, len(family)) for other in close]
+        repairs = [cur.edit(start, other, len(family)) for other in _ranked(family, _FAMILIES)[:3]]
         cur.fail(f"unknown format identifier {family!r} (known: {', '.join(_FAMILIES)})", repairs=repairs)
     cur.family = family
     cur.pos = start + len(family)
@@ -350,12 +348,37 @@ def _unknown_word(cur: _Cursor, name: str) -> NoReturn:
         cur.family = family
         repairs = [cur.edit(cur.end, "{32,-1}")] if family == "MXINT" else []
         cur.fail(f"{name} needs its parameters", pos=cur.end, repairs=repairs)
+    ranked = _ranked(name, [*ALIASES, "SAME"])
+    suggestion = ranked[0] if ranked else None
     prefixed = [alias for alias in ALIASES if alias.startswith(name)]
     if len(prefixed) > 1:
         shown = ", ".join(prefixed[:6]) + (f", ... ({len(prefixed)} in all)" if len(prefixed) > 6 else "")
-        cur.fail(f"unknown format name or alias {name!r}; aliases starting with {name}: {shown}")
-    close = difflib.get_close_matches(name, [*ALIASES, "SAME"], n=1, cutoff=0.5)
-    cur.fail(f"unknown format name or alias {name!r}", suggestion=close[0] if close else None)
+        cur.fail(f"unknown format name or alias {name!r}; aliases starting with {name}: {shown}",
+                 suggestion=suggestion)
+    cur.fail(f"unknown format name or alias {name!r}", suggestion=suggestion)
+
+
+def _ranked(name: str, candidates: Iterable[str]) -> list[str]:
+    """The ``candidates`` close to ``name``, closest first.
+
+    Ranked by, in order: starting with ``name`` (``MXFP4`` is a truncated
+    ``MXFP4_E2M1``); agreeing digits (digits in common, counted with
+    repetition, minus the candidate's other digits: ``FP61`` is a swapped
+    ``FP16``); the longest shared prefix; ``difflib`` similarity. Kept when
+    they share a prefix of two characters or more or are ``difflib``-close
+    (ratio at least 0.5).
+    """
+    digits = Counter(ch for ch in name if ch.isdigit())
+
+    def rank(other: str) -> tuple[bool, int, int, float]:
+        theirs = Counter(ch for ch in other if ch.isdigit())
+        common = sum((digits & theirs).values())
+        agree = common - (sum(theirs.values()) - common)
+        prefix = len(os.path.commonprefix([name, other]))
+        return other.startswith(name), agree, prefix, difflib.SequenceMatcher(None, name, other).ratio()
+
+    scored = sorted(((rank(c), c) for c in candidates), key=lambda item: item[0], reverse=True)
+    return [c for (_, _, prefix, ratio), c in scored if prefix >= 2 or ratio >= 0.5]
 
 
 def _try(text: str) -> Format | None:
@@ -385,13 +408,16 @@ def _expected(family: str | None) -> str:
 @functools.lru_cache(maxsize=2048)
 def _parse_text(text: str) -> Format:
     bad = next((i for i, ch in enumerate(text) if not ch.isascii()), None)
+    kept = [i for i, ch in enumerate(text) if not ch.isspace()]  # compact index -> index in text
     fail: _Fail
     try:
         if bad is not None:
             raise _Fail(f"non-ASCII character {text[bad]!r}", None, bad)
-        return _parse_upper(text.upper())
+        return _parse_upper(_SPACE.sub("", text).upper())
     except _Fail as caught:
         fail = caught
+    if fail.pos is not None and bad is None:
+        fail.pos = kept[fail.pos] if fail.pos < len(kept) else (kept[-1] + 1 if kept else 0)
     where = f" (column {fail.pos + 1})" if fail.pos is not None else ""
     quoted = repr(text) if len(text) <= 300 else f"{text[:100]!r}... ({len(text)} characters)"
     message = f"invalid format shorthand {quoted}: {fail.problem}{where}; expected {_expected(fail.family)}"
@@ -408,7 +434,7 @@ def parse(text: str | Format) -> Format:
 
     ``text`` is a shorthand in the grammar of this module's docstring, or an
     alias (``FP16``, ``MXFP8_E4M3``, ``BFP12A_32_FD``, ...), case-insensitive,
-    with optional surrounding whitespace. A :class:`Format` is returned
+    whitespace ignored (anywhere). A :class:`Format` is returned
     unchanged. ``parse(str(fmt)) == fmt`` for every format.
 
     Raises:

@@ -9,11 +9,11 @@ from .base import Format
 
 @dataclass(frozen=True)
 class Same(Format):
-    """The identity format: ``cast(x, SAME)`` returns ``x`` itself."""
+    """The identity format: ``cast(x, SAME)`` returns ``x`` itself.
 
-    @property
-    def bits_per_element(self) -> float:
-        return float("nan")
+    Its limits (``bits_per_element``, ``max_value``, ``min_positive``) are
+    ``None``: it keeps whatever it is given.
+    """
 
     def __str__(self) -> str:
         return "SAME"

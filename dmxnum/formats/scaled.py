@@ -55,5 +55,10 @@ class ScaledBFP(Format):
     def max_value(self) -> float:
         return self.block.k_max * self.scaler.max_value
 
+    @property
+    def min_positive(self) -> float:
+        """Smallest positive value: ``k = 1`` times the scaler's smallest positive value."""
+        return self.scaler.min_positive
+
     def __str__(self) -> str:
         return f"SBFP<{self.block}><{self.scaler}>{{{self.block_size},{self.axis}}}"

@@ -209,7 +209,8 @@ ANY_GRAMMAR = "expected SAME; XP[n,f](ABR); FP[s|e|m,b](XY)"
         # empty, whitespace, junk
         ("", ["the shorthand is empty", ANY_GRAMMAR]),
         ("   ", ["the shorthand is empty"]),
-        ("BFP[8|8]{64, -1}(SN)", ["whitespace inside a shorthand is not allowed", "did you mean BFP[8|8]{64,-1}(SN)?"]),
+        # whitespace is ignored; columns count in the text as given
+        ("BFP[8|8]{64, -1}(S Q)", ["bad rounding letter Y 'Q'", "(column 20)"]),
         ("XP[8,0](CSN)x", ["unexpected trailing text 'X'", "did you mean XP[8,0](CSN)?"]),
         ("XP[99999999999999999999,0](CSN)", ["has 20 digits; at most 12 are accepted"]),
         ("FP[1|5|10,-" + "9" * 5000 + "](_N)", ["has 5000 digits"]),
