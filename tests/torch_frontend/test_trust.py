@@ -408,3 +408,19 @@ def test_wrapped_model_runs_on_meta():
         warnings.simplefilter("error", dmx.SlotNotAppliedWarning)
         y = m(torch.empty(3, 1, 8, 8, device="meta"))
     assert y.device.type == "meta" and y.shape == (3, 10)
+
+
+def test_report_sqnr_per_call_of_a_repeated_module():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.fc(torch.tanh(self.fc(x)))
+
+    torch.manual_seed(0)
+    m = dmx.Model(Twice()).transform({"fc": {"weight_format": "BFP[4|8]{16,-1}(SN)"}})
+    row = m.dmx_report(torch.randn(8, 16), reference=True)["fc"]
+    assert len(row.sqnr_db) == 2 and row.applied == ("weight_format",)
+    assert all(5 < v < 40 for v in row.sqnr_db)
