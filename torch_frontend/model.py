@@ -311,6 +311,7 @@ class Model(nn.Module):
         self._shapes: dict[str, tuple | None] = {}  # name -> first input shape
         self._applied: set[tuple[str, str]] = set()  # slots that ran in the last forward
         self._warned: set[tuple[str, str]] = set()
+        self._forwards = 0
         self._install_state()
         self._scan()
 
@@ -567,6 +568,8 @@ class Model(nn.Module):
             if any(owner == "" or n == owner or n.startswith(owner + ".") for n in configured):
                 self._decomposed.add(owner)
         self._warned = set()
+        self._forwards = 0  # forwards under this configuration
+        self._applied = set()
         self._generation += 1
 
     # --- forward -------------------------------------------------------------------
@@ -651,6 +654,7 @@ class Model(nn.Module):
                 self._finish_pending()
         if configured:
             self._applied = run.applied
+            self._forwards += 1
             self._audit(run.applied)
         return out
 
@@ -717,7 +721,7 @@ class Model(nn.Module):
         for name in order:
             applied = [s for (n, s) in self._applied if n == name]
             rows.append(make_row(name, merged[name], applied, sqnr.get(name, ())))
-        return Report(tuple(rows))
+        return Report(tuple(rows), forwards=self._forwards)
 
     def extra_repr(self) -> str:
         return f"configured={len(self._config) + len(self._op_config)}"

@@ -121,6 +121,7 @@ class Report:
     """The table of :meth:`dmx_report`: rows in model order, a readable ``str``."""
 
     rows: tuple[ReportRow, ...] = field(default_factory=tuple)
+    #: forwards (PyTorch) or traces (Flax) run under the current configuration
     forwards: int = 0
 
     def __iter__(self) -> Iterator[ReportRow]:
@@ -137,7 +138,10 @@ class Report:
 
     @property
     def missing(self) -> list[tuple[str, str]]:
-        """``(name, slot)`` for every configured slot that did not run."""
+        """``(name, slot)`` for every configured slot that did not run in the
+        last forward (empty before the first forward)."""
+        if not self.forwards:
+            return []
         return [(r.name, s) for r in self.rows for s in r.missing]
 
     def __str__(self) -> str:
@@ -146,8 +150,8 @@ class Report:
         head = ("module", "instance", "applied", "bits", "SQNR dB", "formats")
         lines = []
         for r in self.rows:
-            applied = f"{len(r.applied)}/{len(r.configured)}"
-            if r.missing:
+            applied = f"{len(r.applied)}/{len(r.configured)}" if self.forwards else "-"
+            if r.missing and self.forwards:
                 applied += " (missing " + ", ".join(r.missing) + ")"
             bits = "-" if r.bits is None else f"{r.bits:g}"
             sqnr = ", ".join(_db(v) for v in r.sqnr_db) if r.sqnr_db else "-"
@@ -158,7 +162,10 @@ class Report:
             return "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths)) + "  " + cells[-1]
         total = sum(len(r.configured) for r in self.rows)
         ran = sum(len(r.applied) for r in self.rows)
-        title = f"dmx report: {len(self.rows)} configured, {ran}/{total} slots applied in the last forward"
+        if self.forwards:
+            title = f"dmx report: {len(self.rows)} configured, {ran}/{total} slots applied in the last forward"
+        else:
+            title = f"dmx report: {len(self.rows)} configured, {total} slots; no forward has run yet"
         return "\n".join([title, fmt(head), *(fmt(line) for line in lines)])
 
 

@@ -11,7 +11,11 @@ by meaning (:mod:`dmxnum.flax.layouts`). See ``docs/flax.md``.
 from __future__ import annotations
 
 from ..config import ConfigRule
-from .layouts import torch_axis_to_flax, translate
+from ..errors import ConfigWarning, SlotNotAppliedWarning
+from .layouts import torch_axis_to_flax, torch_shape, translate
 from .model import Model
 
-__all__ = ["Model", "ConfigRule", "torch_axis_to_flax", "translate"]
+__all__ = [
+    "Model", "ConfigRule", "SlotNotAppliedWarning", "ConfigWarning", "torch_axis_to_flax", "torch_shape",
+    "translate",
+]

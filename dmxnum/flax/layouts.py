@@ -93,6 +93,23 @@ def torch_axis_to_flax(axis: int, ndim: int, layout: str, spatial: int | None = 
     return a
 
 
+def torch_shape(shape: Any, layout: str, spatial: int | None = None) -> tuple[int, ...]:
+    """The shape a tensor of Flax ``shape`` has in PyTorch layout (the axes a file names).
+
+    Axis ``a`` of the result has the length of Flax axis
+    ``torch_axis_to_flax(a, ndim, layout, spatial)``, so a block axis checked
+    against this shape is checked exactly as :func:`translate` will move it.
+    A ``DenseGeneral`` kernel ``(*in, *out)`` is the 2-D ``(out, in)`` of its
+    last output and last input axes (``spatial``: the number of input axes).
+    """
+    shape = tuple(int(n) for n in shape)
+    if layout == "dense_general_weight":
+        n_in = 1 if spatial is None else spatial
+        return (shape[-1], shape[n_in - 1])
+    ndim = len(shape)
+    return tuple(shape[torch_axis_to_flax(a, ndim, layout, spatial)] for a in range(ndim))
+
+
 def translate(spec: Any, ndim: int, layout: str, spatial: int | None = None) -> Any:
     """``spec`` (a format or sparsity value) with its block axis moved to the Flax layout.
 

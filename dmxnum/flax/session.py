@@ -37,10 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import MissingRandomnessError
+from ..config.shapes import fit_problem
+from ..errors import ConfigError, MissingRandomnessError
 from ..formats.same import Same
 from . import registry
-from .layouts import translate
+from .layouts import torch_shape, translate
 
 _local = threading.local()
 
@@ -68,7 +69,9 @@ class Record:
     ``path``: the Flax module path (None for functional ops); ``info``: the
     module's :class:`~dmxnum.flax.registry.ModuleInfo` (None for ops);
     ``spatial``: spatial dimensions of a convolution, or the number of input
-    axes of a ``DenseGeneral`` kernel; ``op``: the op name.
+    axes of a ``DenseGeneral`` kernel; ``op``: the op name; ``shapes``: the
+    Flax shapes of its weight and bias parameters (parameter name -> shape),
+    recorded after its first call.
     """
 
     cls: str
@@ -77,6 +80,7 @@ class Record:
     info: registry.ModuleInfo | None = None
     spatial: int | None = None
     op: str | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _is_float_array(x: Any) -> bool:
@@ -94,6 +98,14 @@ class Session:
     ``records``: the dict to record names into (shared with the model);
     ``key``: the ``dmx`` rng key or None; ``biases``: effective biases of
     modules whose accumulation is cast before the bias add (name -> array).
+
+    The slot audit: ``applied`` holds every ``(name, slot)`` that ran in this
+    run, ``called`` every module or op name whose ``__call__`` ran, ``why``
+    the reason a configured slot was skipped (a non-float input);
+    ``weight_slots`` the parameter slots cast before the run (name -> slots),
+    counted as applied when the module runs. ``capture``: when a dict, every
+    module's and op's output is appended to ``capture[name]`` (for
+    ``dmx_report(reference=True)``).
     """
 
     def __init__(
@@ -110,6 +122,17 @@ class Session:
         self.frames: list[Frame] = []
         self.suspended = 0
         self._draws: dict[tuple[str, str], int] = defaultdict(int)
+        self.applied: set[tuple[str, str]] = set()
+        self.called: set[str] = set()
+        self.why: dict[tuple[str, str], str] = {}
+        self.weight_slots: dict[str, list[str]] = {}
+        self.capture: dict[str, list[Any]] | None = None
+
+    def captured(self, name: str, y: Any) -> Any:
+        """``y``, appended to ``capture[name]`` when this run captures outputs."""
+        if self.capture is not None:
+            self.capture.setdefault(name, []).append(y)
+        return y
 
     # ------------------------------------------------------------------ casts
     def key_for(self, name: str, slot: str) -> Any:
@@ -131,30 +154,58 @@ class Session:
     def cast(self, x: Any, fmt: Any, layout: str, name: str, slot: str, spatial: int | None = None) -> Any:
         """``dmxnum.cast`` of ``x`` with the block axis moved from PyTorch to Flax layout.
 
-        ``None``/``SAME`` formats and non-float arrays return ``x`` itself.
+        ``None``/``SAME`` formats and non-float arrays return ``x`` itself
+        (a non-float array is recorded as the reason the slot did not run).
+        A block axis that does not exist for ``x`` in PyTorch layout, an N:M
+        group that does not divide its axis, or any other ``ValueError`` of
+        the core raises ``ConfigError`` naming ``name`` and ``slot``.
         """
-        if fmt is None or isinstance(fmt, Same) or not _is_float_array(x):
+        if fmt is None or isinstance(fmt, Same):
+            return x
+        if not _is_float_array(x):
+            what = getattr(x, "dtype", None) or type(x).__name__
+            self.why.setdefault((name, slot), f"its tensor is not a floating array ({what})")
             return x
         import dmxnum
 
         x = jnp.asarray(x)  # a NumPy input becomes the JAX array the module computes with
-        fmt = translate(fmt, x.ndim, layout, spatial)
-        key = self.key_for(name, slot) if fmt.stochastic else None
+        problem = fit_problem(fmt, torch_shape(x.shape, layout, spatial))
+        if problem:
+            raise ConfigError(
+                f"{name}: {slot} = {str(fmt)!r} does not fit its tensor of Flax shape "
+                f"{tuple(x.shape)} (PyTorch layout {torch_shape(x.shape, layout, spatial)}): {problem}"
+            )
+        spec = translate(fmt, x.ndim, layout, spatial)
+        key = self.key_for(name, slot) if spec.stochastic else None
         self.suspended += 1  # whatever the core calls is not a model op
         try:
-            return dmxnum.cast(x, fmt, key=key)
+            y = dmxnum.cast(x, spec, key=key)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            if isinstance(err, MissingRandomnessError):
+                raise
+            raise ConfigError(
+                f"{name}: {slot} = {str(fmt)!r} cannot be applied to its tensor of Flax shape "
+                f"{tuple(x.shape)}: {err}"
+            ) from err
         finally:
             self.suspended -= 1
+        self.applied.add((name, slot))
+        return y
 
-    def approximate(self, x: Any, spec: Any, **kwargs: Any) -> Any:
-        """``dmxnum.approximate(x, spec, **kwargs)`` (calls inside it are not named)."""
+    def approximate(self, x: Any, spec: Any, name: str, **kwargs: Any) -> Any:
+        """``dmxnum.approximate(x, spec, **kwargs)`` as ``name``'s approximation_function
+        (calls inside it are not named)."""
         import dmxnum
 
         self.suspended += 1
         try:
-            return dmxnum.approximate(x, spec, **kwargs)
+            y = dmxnum.approximate(x, spec, **kwargs)
         finally:
             self.suspended -= 1
+        self.applied.add((name, "approximation_function"))
+        return y
 
 
 # ---------------------------------------------------------------------- module interception
@@ -169,16 +220,36 @@ def _interceptor(next_fun: Callable, args: tuple, kwargs: dict, context: Any) ->
         return next_fun(*args, **kwargs)
     path = tuple(module.path)
     name = ".".join(path)
-    if context.method_name == "__call__" and path:
+    is_call = context.method_name == "__call__" and bool(path)
+    if is_call:
         _record_module(s, name, path, module)
+        s.called.add(name)
+    if path and name in s.weight_slots:  # its cast parameters are used by this run
+        s.applied.update((name, slot) for slot in s.weight_slots.pop(name))
     s.frames.append(Frame(name, owner))
     try:
-        slots = s.config.get(name) if context.method_name == "__call__" and path else None
+        slots = s.config.get(name) if is_call else None
         if not slots:
-            return next_fun(*args, **kwargs)
-        return _apply_module(s, name, module, slots, next_fun, args, kwargs)
+            y = next_fun(*args, **kwargs)
+        else:
+            y = _apply_module(s, name, module, slots, next_fun, args, kwargs)
     finally:
         s.frames.pop()
+    if is_call:
+        _record_shapes(s.records[name], module)
+        s.captured(name, y)
+    return y
+
+
+def _record_shapes(rec: Record, module: Any) -> None:
+    """Record the Flax shapes of a module's weight and bias (once, after its first call)."""
+    info = rec.info
+    if rec.shapes or info is None or info.weight is None:
+        return
+    params = module.variables.get("params", {})
+    for p in (info.weight, info.bias):
+        if p is not None and hasattr(params.get(p), "shape"):
+            rec.shapes[p] = tuple(params[p].shape)
 
 
 def _spatial(module: Any) -> int | None:
@@ -206,15 +277,17 @@ def _apply_module(s: Session, name: str, module: Any, slots: dict, next_fun, arg
     args = list(args)
     if args:
         args[0] = s.cast(args[0], slots.get("input_format"), layout, name, "input_format", spatial)
+    else:
+        s.why[(name, "input_format")] = "the module was called without a positional input"
     approx = slots.get("approximation_function")
     accum = slots.get("accum_format")
     if info.kind == "layer_norm" and not _is_none_logic(approx):
         y = _layer_norm_logic(s, module, args[0], approx, name)
     elif info.kind in ("softmax", "gelu") and not _is_none_logic(approx):
         if info.kind == "softmax":
-            y = s.approximate(args[0], approx, axis=int(getattr(module, "axis", -1)))
+            y = s.approximate(args[0], approx, name, axis=int(getattr(module, "axis", -1)))
         else:
-            y = s.approximate(args[0], approx)
+            y = s.approximate(args[0], approx, name)
     elif info.kind in registry.PRODUCT_KINDS and accum is not None and not isinstance(accum, Same):
         y = next_fun(*args, **kwargs)
         y = s.cast(y, accum, layout, name, "accum_format", spatial)
@@ -239,7 +312,7 @@ def _layer_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -
     params = module.variables.get("params", {})
     weight = params.get("scale") if module.use_scale else None
     bias = params.get("bias") if module.use_bias else None
-    return s.approximate(x, approx, normalized_shape=x.shape[-1:], weight=weight, bias=bias)
+    return s.approximate(x, approx, name, normalized_shape=x.shape[-1:], weight=weight, bias=bias)
 
 
 # ---------------------------------------------------------------------- functional ops
@@ -262,6 +335,7 @@ def _opaque(s: Session, call: Callable[[], Any]) -> Any:
 def _record_op(s: Session, name: str, info: registry.OpInfo) -> None:
     if name not in s.records:
         s.records[name] = Record(info.op, info.kind, op=info.op)
+    s.called.add(name)
 
 
 def _activation_hook(orig: Callable, info: registry.OpInfo) -> Callable:
@@ -276,23 +350,21 @@ def _activation_hook(orig: Callable, info: registry.OpInfo) -> Callable:
         _record_op(s, name, info)
         slots = s.config.get(name)
         if not slots:
-            return _opaque(s, lambda: orig(x, *args, **kwargs))
+            return s.captured(name, _opaque(s, lambda: orig(x, *args, **kwargs)))
         s.suspended += 1
         try:
             x = s.cast(x, slots.get("input_format"), "features", name, "input_format")
             approx = slots.get("approximation_function")
             if _is_none_logic(approx):
                 y = orig(x, *args, **kwargs)
+            elif info.kind == "softmax":
+                y = s.approximate(x, approx, name, axis=_softmax_axis(name, args, kwargs))
             else:
-                import dmxnum
-
-                if info.kind == "softmax":
-                    y = dmxnum.approximate(x, approx, axis=_softmax_axis(name, args, kwargs))
-                else:
-                    y = dmxnum.approximate(x, approx)
-            return s.cast(y, slots.get("output_format"), "features", name, "output_format")
+                y = s.approximate(x, approx, name)
+            y = s.cast(y, slots.get("output_format"), "features", name, "output_format")
         finally:
             s.suspended -= 1
+        return s.captured(name, y)
 
     hook.__dmx_hook__ = True  # type: ignore[attr-defined]
     return hook
@@ -357,6 +429,7 @@ def _attention_decomposed(s: Session, name: str, q, k, v, call: dict, approx: An
         probs = _SOFTMAX(scores, axis=-1)
     else:
         probs = dmxnum.approximate(scores, approx, axis=-1).astype(dtype)
+        s.applied.add((name, "approximation_function"))
     rate = call.get("dropout_rate", 0.0)
     if not call.get("deterministic", True) and rate > 0.0:
         keep_prob = 1.0 - rate
@@ -384,7 +457,7 @@ def _attention_hook(orig: Callable) -> Callable:
         _record_op(s, name, info)
         slots = s.config.get(name)
         if not slots:
-            return _opaque(s, lambda: orig(*args, **kwargs))
+            return s.captured(name, _opaque(s, lambda: orig(*args, **kwargs)))
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         call = dict(bound.arguments)
@@ -405,7 +478,7 @@ def _attention_hook(orig: Callable) -> Callable:
                 y = _attention_decomposed(s, name, q, k, v, call, approx, accum)
         finally:
             s.suspended -= 1
-        return s.cast(y, slots.get("output_format"), "attention", name, "output_format")
+        return s.captured(name, s.cast(y, slots.get("output_format"), "attention", name, "output_format"))
 
     hook.__dmx_hook__ = True  # type: ignore[attr-defined]
     return hook
@@ -423,7 +496,7 @@ def _matmul_hook(orig: Callable) -> Callable:
         _record_op(s, name, info)
         slots = s.config.get(name)
         if not slots:
-            return _opaque(s, lambda: orig(a, b, *args, **kwargs))
+            return s.captured(name, _opaque(s, lambda: orig(a, b, *args, **kwargs)))
         a = s.cast(a, slots.get("input_format"), "features", name, "input_format")
         b = s.cast(b, slots.get("multiplier_format"), "features", name, "multiplier_format")
         s.suspended += 1
@@ -431,7 +504,7 @@ def _matmul_hook(orig: Callable) -> Callable:
             y = orig(a, b, *args, **kwargs)
         finally:
             s.suspended -= 1
-        return s.cast(y, slots.get("output_format"), "features", name, "output_format")
+        return s.captured(name, s.cast(y, slots.get("output_format"), "features", name, "output_format"))
 
     hook.__dmx_hook__ = True  # type: ignore[attr-defined]
     return hook

@@ -131,10 +131,13 @@ def test_unknown_slot_and_missing_slot():
         model.transform({"fc": {"input_format": "BFP[99|8]{4,-1}(SN)"}})
 
 
-def test_transform_before_names_are_recorded():
-    model = dmxnum.flax.Model(Net())
-    with pytest.raises(ConfigError, match=r"model\.init\(\.\.\.\), model\.trace\(\.\.\.\)"):
-        model.transform({"fc": {"input_format": BFP4}})
+def test_transform_before_names_are_recorded_is_pending():
+    """Kept pending (tests/flax/test_flax_trust.py has the full story); validated by the first run."""
+    model = dmxnum.flax.Model(Net()).transform({"fc": {"input_format": BFP4}})
+    with pytest.raises(ConfigError, match=r"pending.*model\.init\(\.\.\.\), model\.trace\(\.\.\.\)"):
+        model.configuration
+    model.trace(jnp.ones((2, 3, 8)))
+    assert list(model.configuration) == ["fc"]
 
 
 def test_failed_transform_changes_nothing():
