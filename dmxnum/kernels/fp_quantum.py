@@ -8,9 +8,13 @@ rounding with an unbounded exponent then saturating equals clamping to
     v = clip(x, -max, max);  fmt(x) = round(v * 2^(m - E)) * 2^(E - m)
 
 with ``E`` read from the exponent field of ``v`` and both powers built from
-bits. ``v * 2^(m - E)`` is exact (a power-of-two product with a normal
-result) unless ``v`` is a float32 subnormal scaled down, which lies far below
-one half and rounds to a signed zero either way; ``round`` is half-to-even
+bits, so both must be normal float32 values for every ``E`` in
+``emin .. emax`` (:func:`applies`; ``m = 0`` with ``emax = 127``, e.g.
+``FP[1|8|0,127](_Z)``, would need ``2^-127``, which those bits give as 0,
+and takes :mod:`.fp_bits` instead). ``v * 2^(m - E)`` is exact (a
+power-of-two product with a normal result) unless ``v`` is a float32
+subnormal scaled down, which lies far below one half and rounds to a signed
+zero either way; ``round`` is half-to-even
 and ``k * 2^(E - m)`` is a value of the format, so exact. NaN propagates
 through every step. About a dozen whole-array operations with no data-dependent
 branch: cheaper in eager PyTorch than rounding the bit pattern and then
@@ -37,8 +41,11 @@ def applies(fmt: Any) -> bool:
     return (
         fmt.signed and not fmt.flush and fmt.scheme in ("S", "E", "A") and fmt.rounding in ("N", "Z")
         and not (m == 0 and fmt.rounding == "N")  # ties go to the even exponent code, not the even k
-        and m - emin <= 127  # 2^(m - E) is a normal float32
-        and emin - m >= -126  # so is 2^(E - m)
+        # 2^(m - E) and 2^(E - m) are normal float32 values for every E in
+        # emin .. emax (built from bits, they must be: 2^-127 would read as 0)
+        and m - emin <= 127
+        and m - fmt.emax >= -126  # fails only for m = 0, emax = 127 (max in float32's top binade)
+        and emin - m >= -126
     )
 
 

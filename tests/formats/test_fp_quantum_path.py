@@ -22,7 +22,7 @@ def test_formats_take_the_path() -> None:
     for fmt in FORMATS:
         assert fp_quantum.applies(dmxnum.parse(fmt)), fmt
     for fmt in ["FP[1|5|2,15](_NI)", "FP[0|5|2,15](_N)", "FP[1|5|2,15](FN)", "FP[1|5|2,15](_U)", "FP[1|5|2,15](_S)",
-                "FP[1|3|0,3](_NA)"]:
+                "FP[1|3|0,3](_NA)", "FP[1|8|0,127](_Z)", "FP[1|5|0,-97](_Z)"]:  # last two: 2^(m - emax) = 2^-127
         assert not fp_quantum.applies(dmxnum.parse(fmt)), fmt
 
 

@@ -241,3 +241,43 @@ def test_nan_payloads_and_signs_are_kept():
     nans = nans[(nans & 0x7FFFFF) != 0]
     assert np.any(nans & 0x400000 == 0)  # signalling payloads
     assert np.any(nans >> 31 == 1) and np.any(nans >> 31 == 0)
+
+
+# ------------------------------------------------------------------ extremes
+
+
+def test_fp_formats_favour_extreme_parameters():
+    fps = _collect(dt.formats(families="FP"), 300)
+    fps = [f for f in fps if isinstance(f, FloatingPoint)]
+    share = lambda pred: np.mean([pred(f) for f in fps])  # noqa: E731
+    assert share(lambda f: f.exp_bits == 8) >= 0.3
+    assert share(lambda f: f.man_bits == 0) >= 0.15
+    assert share(lambda f: f.emax == 127) >= 0.2  # largest value in float32's top binade
+    assert share(lambda f: f.emin - f.man_bits == -149) >= 0.1  # smallest value 2^-149
+    assert any(f.exp_bits == 8 and f.man_bits == 0 and f.emax == 127 for f in fps)
+
+
+@pytest.mark.parametrize("fmt", ["FP[1|8|0,127](_Z)", "FP[1|5|0,-97](_N)", "FP8_E4M3FN", "XP[8,3](CSN)",
+                                 "BFP[8|8]{16,-1}(SN)", "MXFP4_E2M1"])
+def test_arrays_for_reach_the_format_max_and_beyond(fmt):
+    f = parse(fmt)
+    arrays = _collect(dt.arrays_for(f), 200)
+    with np.errstate(over="ignore"):
+        top = np.float32(f.max_value) if np.isfinite(np.float32(f.max_value)) else None
+        wanted = {"f32max": np.finfo(np.float32).max, "inf": np.float32(np.inf)}
+        if top is not None:
+            wanted |= {"max": top, "next": np.nextafter(top, np.float32(np.inf))}
+            if np.isfinite(np.float32(2 * float(top))):
+                wanted["twice"] = np.float32(2 * float(top))
+    seen = np.abs(np.concatenate([a.ravel() for a in arrays]))
+    for name, value in wanted.items():
+        assert np.any(seen == value), (fmt, name, value)
+    # values at or above max turn up in a good share of the arrays
+    if top is not None:
+        assert np.mean([np.any(np.abs(a) >= top) for a in arrays]) >= 0.3
+
+
+def test_arrays_for_limits_respect_the_options():
+    for a in _collect(dt.arrays_for("XP[8,149](CSN)", allow_nan=False, allow_inf=False, allow_subnormal=False), 100):
+        c = _classes(a)
+        assert not (c["nan"].any() or c["inf"].any() or c["subnormal"].any())
