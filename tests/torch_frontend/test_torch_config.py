@@ -180,7 +180,8 @@ def test_aware_off_removes_functional_config(aware):
         configured = model(x)
         dmx.aware(False)
         assert not dmx.is_aware()
-        plain = model(x)
+        with pytest.warns(dmx.SlotNotAppliedWarning, match=r"blocks\.0\.gelu_0: input_format"):
+            plain = model(x)  # the op's slot cannot run without the interception: told
         dmx.aware()
         dmx.aware()  # idempotent
         again = model(x)
