@@ -7,9 +7,11 @@ input projection itself. When such a module or one of its sites holds a
 configured slot, the frontend runs this decomposition instead, with three
 sites named after the module ``<mha>``:
 
-* ``<mha>.in_proj`` (kind ``linear``): the packed projection
-  ``in_proj_weight`` (3E, E) / ``in_proj_bias``: weight, bias, input (query,
-  key and value), accumulation and output formats;
+* ``<mha>.in_proj`` (kind ``linear``): the input projection, packed
+  ``in_proj_weight`` (3E, E) or, when the key and value dimensions differ,
+  ``q_proj_weight``/``k_proj_weight``/``v_proj_weight``, with
+  ``in_proj_bias``: weight, bias, input (query, key and value),
+  accumulation and output formats;
 * ``<mha>.scaled_dot_product_attention_0`` (kind ``attention``): input (the
   query), multiplier (key and value), approximation (the softmax),
   accumulation and output formats, on ``(B, H, T, D)`` tensors;
@@ -50,12 +52,8 @@ ATTENTION = "scaled_dot_product_attention_0"
 
 
 def sites(module: torch.nn.MultiheadAttention) -> dict[str, tuple[str, str]]:
-    """The decomposition's extra sites of ``module``: suffix -> (class, kind).
-    ``in_proj`` exists only for a packed projection (``kdim == vdim == E``)."""
-    out = {ATTENTION: ("scaled_dot_product_attention", "attention")}
-    if module._qkv_same_embed_dim:
-        out = {IN_PROJ: ("Linear", "linear"), **out}
-    return out
+    """The decomposition's extra sites of ``module``: suffix -> (class, kind)."""
+    return {IN_PROJ: ("Linear", "linear"), ATTENTION: ("scaled_dot_product_attention", "attention")}
 
 
 def _linear(x, w, b, slots: dict, key: Any, mark: Callable[[str], None]) -> torch.Tensor:
@@ -181,12 +179,12 @@ class Decomposition:
     def _in_projection(self, query, key, value, a: dict):
         name, slots = self._site(IN_PROJ)
         mark = lambda s: self.mark(name, s)  # noqa: E731
+        b = a["in_proj_bias"]
         if a["use_separate_proj_weight"]:
-            b = a["in_proj_bias"]
-            bq, bk, bv = (None, None, None) if b is None else b.chunk(3)
-            return (F.linear(query, a["q_proj_weight"], bq), F.linear(key, a["k_proj_weight"], bk),
-                    F.linear(value, a["v_proj_weight"], bv))
-        w, b = a["in_proj_weight"], a["in_proj_bias"]
+            ws = (a["q_proj_weight"], a["k_proj_weight"], a["v_proj_weight"])
+            bs = (None, None, None) if b is None else b.chunk(3)
+            return tuple(_linear(x, wi, bi, slots, self.key, mark) for x, wi, bi in zip((query, key, value), ws, bs))
+        w = a["in_proj_weight"]
         embed = query.size(-1)
         if query is key and key is value:
             proj = _linear(query, w, b, slots, self.key, mark)

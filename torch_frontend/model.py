@@ -505,21 +505,23 @@ class Model(nn.Module):
                     "give the model a seed or generator, dmx.Model(net, key=0)"
                 )
 
-    def _param(self, name: str, attr: str) -> torch.Tensor | None:
-        """The parameter ``attr`` (``weight``/``bias``) of module or site ``name``."""
+    def _param_names(self, name: str, attr: str) -> list[str]:
+        """The parameter names (in ``net``) that slot family ``attr``
+        (``weight``/``bias``) of module or site ``name`` casts: the module's
+        own ``weight``/``bias``; for a ``MultiheadAttention``'s ``in_proj``
+        the packed ``in_proj_weight`` (or ``q/k/v_proj_weight`` when the key
+        and value dimensions differ) and ``in_proj_bias``."""
         if name in self._sites:
             owner, suffix = name.rsplit(".", 1) if "." in name else ("", name)
             if suffix != _attention.IN_PROJ:
-                return None
-            return getattr(self.net.get_submodule(owner), f"in_proj_{attr}", None)
+                return []
+            mha = self.net.get_submodule(owner)
+            attrs = [f"in_proj_{attr}"]
+            if attr == "weight" and not mha._qkv_same_embed_dim:
+                attrs = ["q_proj_weight", "k_proj_weight", "v_proj_weight"]
+            return [_join(owner, a) for a in attrs if getattr(mha, a, None) is not None]
         value = getattr(self.net.get_submodule(name), attr, None)
-        return value if isinstance(value, torch.Tensor) else None
-
-    def _param_name(self, name: str, attr: str) -> str:
-        if name in self._sites:
-            owner = name.rsplit(".", 1)[0] if "." in name else ""
-            return _join(owner, f"in_proj_{attr}")
-        return _join(name, attr)
+        return [_join(name, attr)] if isinstance(value, torch.Tensor) else []
 
     def _check_shapes(self, merged: Mapping[str, Mapping[str, Any]]) -> None:
         """Block axes and N:M groups that cannot fit a parameter, or an
@@ -529,15 +531,15 @@ class Model(nn.Module):
         for name, slots in merged.items():
             if name in by_name or name in self._sites:
                 transposed = _modules.weight_transposed(by_name.get(name, ""))
-                weight = self._param(name, "weight")
-                if weight is not None:
-                    shape = tuple(weight.shape)[::-1] if transposed else tuple(weight.shape)
+                for pname in self._param_names(name, "weight"):
+                    shape = tuple(self.net.get_parameter(pname).shape)
+                    shape = shape[::-1] if transposed else shape
                     for slot in _WEIGHT_SLOTS:
                         if slot in slots:
                             check_fits(name, slot, slots[slot], shape, "weight")
-                bias = self._param(name, "bias")
-                if bias is not None and "bias_format" in slots:
-                    check_fits(name, "bias_format", slots["bias_format"], tuple(bias.shape), "bias")
+                for pname in self._param_names(name, "bias") if "bias_format" in slots else ():
+                    shape = tuple(self.net.get_parameter(pname).shape)
+                    check_fits(name, "bias_format", slots["bias_format"], shape, "bias")
             shape = self._shapes.get(name)
             if shape is not None and "input_format" in slots:
                 check_fits(name, "input_format", slots["input_format"], shape, "input")
@@ -554,14 +556,14 @@ class Model(nn.Module):
             transposed = _modules.weight_transposed(cls)
             covered = []
             w_slots = {s: slots[s] for s in _WEIGHT_SLOTS if s in slots}
-            if w_slots and self._param(name, "weight") is not None:
-                self._param_jobs.append((self._param_name(name, "weight"), "weight", w_slots, transposed))
-                covered += list(w_slots)
-            if "bias_format" in slots and self._param(name, "bias") is not None:
-                self._param_jobs.append(
-                    (self._param_name(name, "bias"), "bias", {"bias_format": slots["bias_format"]}, False)
-                )
-                covered.append("bias_format")
+            weights = self._param_names(name, "weight") if w_slots else []
+            for pname in weights:
+                self._param_jobs.append((pname, "weight", w_slots, transposed))
+            covered += list(w_slots) if weights else []
+            biases = self._param_names(name, "bias") if "bias_format" in slots else []
+            for pname in biases:
+                self._param_jobs.append((pname, "bias", {"bias_format": slots["bias_format"]}, False))
+            covered += ["bias_format"] if biases else []
             self._param_slots[name] = tuple(covered)
         configured = [n for n, s in {**self._config, **self._op_config}.items() if audited_slots(s)]
         for owner in self._fast:

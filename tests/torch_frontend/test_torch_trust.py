@@ -424,3 +424,31 @@ def test_report_sqnr_per_call_of_a_repeated_module():
     row = m.dmx_report(torch.randn(8, 16), reference=True)["fc"]
     assert len(row.sqnr_db) == 2 and row.applied == ("weight_format",)
     assert all(5 < v < 40 for v in row.sqnr_db)
+
+
+def test_multihead_attention_with_separate_projections_is_configurable():
+    """kdim/vdim != embed_dim: three projection weights, all reached by a
+    ``linear`` rule through the ``in_proj`` site (none left FP32 silently)."""
+    torch.manual_seed(4)
+    mha = nn.MultiheadAttention(16, 2, kdim=8, vdim=12, batch_first=True).eval()
+    q, k, v = torch.randn(2, 5, 16), torch.randn(2, 7, 8), torch.randn(2, 7, 12)
+    m = dmx.Model(mha).transform(ConfigRule(module_types="linear", config={"weight_format": "BFP[8|8]{4,-1}(SN)"}))
+    assert "in_proj" in m.dmx_config and "out_proj" in m.dmx_config
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dmx.SlotNotAppliedWarning)
+        with torch.no_grad():
+            out, _ = m(q, k, v, need_weights=False)
+    fmt = "BFP[8|8]{4,-1}(SN)"
+    bq, bk, bv = mha.in_proj_bias.chunk(3)
+    heads = [
+        F.linear(t, dmxnum.cast(w, fmt), b).reshape(2, -1, 2, 8).transpose(1, 2)
+        for t, w, b in ((q, mha.q_proj_weight, bq), (k, mha.k_proj_weight, bk), (v, mha.v_proj_weight, bv))
+    ]
+    a = F.scaled_dot_product_attention(*heads).transpose(1, 2).reshape(2, 5, 16)
+    want = F.linear(a, dmxnum.cast(mha.out_proj.weight, fmt), mha.out_proj.bias)
+    # the same math in another memory layout (PyTorch projects (T, B, E)): last-bit differences
+    torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
+    native = mha(q, k, v, need_weights=False)[0]
+    assert (out - native).abs().max() > 100 * (out - want).abs().max()
+    with pytest.raises(dmx.ConfigError, match=r"in_proj: weight_sparseness .*M = 3 does not divide"):
+        m.transform({"in_proj": {"weight_sparseness": "BTOPK{1:3,-1}(U)"}})
