@@ -65,7 +65,8 @@ _FUNCTIONAL_NAME = re.compile(
 )
 _WEIGHT_SLOTS = ("weight_sparseness", "weight_format")
 #: modules PyTorch may compute in one fused call that skips their children
-_FAST_PATH = (nn.MultiheadAttention, nn.TransformerEncoderLayer)
+#: (TransformerEncoder: the nested-tensor path for padded batches)
+_FAST_PATH = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder)
 
 
 def _join(prefix: str, suffix: str) -> str:
@@ -202,7 +203,7 @@ class _Run:
         if self.capture is None:
             return
         leaves = [t for t in _pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
-        if leaves and leaves[0].is_floating_point():
+        if leaves and leaves[0].is_floating_point() and not leaves[0].is_nested:
             self.capture.setdefault(name, []).append(leaves[0].detach())
 
     def cast_input(self, t: torch.Tensor, fmt: Any, where: str) -> torch.Tensor:
@@ -240,7 +241,8 @@ class _Run:
             frame.suspend.__enter__()
         if name not in model._shapes:
             first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-            self.shapes[name] = None if first is None else tuple(first.shape)
+            nested = first is not None and first.is_nested
+            self.shapes[name] = None if first is None or nested else tuple(first.shape)
         if not slots:
             return None
         for slot in model._param_slots.get(name, ()):
@@ -369,6 +371,8 @@ class Model(nn.Module):
                 self._fast.append(name)
                 for suffix, entry in _encoder_layer_ops(module).items():
                     self._static_ops[_join(name, suffix)] = entry
+            elif isinstance(module, _FAST_PATH):
+                self._fast.append(name)
 
     def _modules_table(self) -> dict[str, tuple[str, str]]:
         table = {

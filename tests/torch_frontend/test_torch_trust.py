@@ -452,3 +452,27 @@ def test_multihead_attention_with_separate_projections_is_configurable():
     assert (out - native).abs().max() > 100 * (out - want).abs().max()
     with pytest.raises(dmx.ConfigError, match=r"in_proj: weight_sparseness .*M = 3 does not divide"):
         m.transform({"in_proj": {"weight_sparseness": "BTOPK{1:3,-1}(U)"}})
+
+
+def test_transformer_encoder_with_padding_mask(aware):
+    """TransformerEncoder's nested-tensor path (eval, no_grad, padding mask):
+    native when nothing inside is configured (the recording forward too);
+    with a configured layer every slot runs and real positions match the
+    unfused computation."""
+    torch.manual_seed(5)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=True).eval()
+    x = torch.randn(2, 5, 16)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    with torch.no_grad():
+        native = enc(x, src_key_padding_mask=pad)
+        m = dmx.Model(enc)
+        assert torch.equal(m(x, src_key_padding_mask=pad), native)  # recording forward
+        assert torch.equal(m(x, src_key_padding_mask=pad), native)
+        m.transform({"layers.0.linear2": {"input_format": BFP16}, "layers.1.linear2": {"input_format": BFP16}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", dmx.SlotNotAppliedWarning)
+            got = m(x, src_key_padding_mask=pad)
+    want = m(x, src_key_padding_mask=pad).detach()  # grad enabled: unfused natively
+    assert torch.equal(got, want)
+    assert not torch.equal(got[~pad], native[~pad])
