@@ -16,15 +16,10 @@ Composable in the style of ``hypothesis.extra.numpy``::
 The float32 data favour the values where numerics break: ±0, subnormals
 (smallest, largest, random), powers of two, exact ties of common grids
 (odd multiples of a power of two with few significant bits) and their
-neighbours, the largest finite values of common formats, the overflow
-thresholds just above them and twice them, 2^127 and float32 max, ±Inf, NaN
-(several payloads), values clustered around one exponent per array (so blocks
-have interesting spreads), and random finite bit patterns over all exponents.
-:func:`arrays_for` adds values at and above the given format's largest value
-(the value itself, the next float32 above, twice it, float32 max, ±Inf).
-:func:`formats` favours extreme parameters: FP formats with ``e = 8``,
-``m = 0`` and biases at either end of the valid range (largest value in
-float32's top binade, or smallest value 2^-149).
+neighbours, the largest finite values of common formats and the overflow
+thresholds just above them, float32 max, ±Inf, NaN (several payloads), values
+clustered around one exponent per array (so blocks have interesting
+spreads), and random finite bit patterns over all exponents.
 """
 
 from __future__ import annotations
@@ -90,18 +85,13 @@ def _fixed_points(draw: st.DrawFn, roundings: tuple[str, ...], block_part: bool 
 @st.composite
 def _floating_points(draw: st.DrawFn, roundings: tuple[str, ...], schemes: tuple[str, ...] = SCHEMES) -> FloatingPoint:
     scheme = draw(st.sampled_from(schemes))
-    # extreme parameters are favoured: e = 8 (float32's exponent range), the
-    # fewest mantissa bits (m = 0, or 1 for scheme E), and the ends of the
-    # bias range: the lowest puts the largest value in float32's top binade
-    # [2^127, 2^128), the highest the smallest value at 2^-149
-    exp_bits = draw(st.one_of(st.integers(1 if scheme == "A" else 2, 8), st.just(8)))
+    exp_bits = draw(st.integers(1 if scheme == "A" else 2, 8))
     top_low, _ = fp_bias_range(exp_bits, 0, scheme)
     # mantissa bits for which some bias is valid: 150 - m >= top - 127
-    fewest = 1 if scheme == "E" else 0
-    man_bits = draw(st.one_of(st.integers(fewest, min(23, 150 - top_low)), st.just(fewest)))
+    man_bits = draw(st.integers(1 if scheme == "E" else 0, min(23, 150 - top_low)))
     low, high = fp_bias_range(exp_bits, man_bits, scheme)
     standard = (1 << (exp_bits - 1)) - 1
-    biases = [st.integers(low, high), st.just(low), st.sampled_from((low, high))]
+    biases = [st.integers(low, high)]
     if low <= standard <= high:
         biases.insert(0, st.just(standard))
     bias = draw(st.one_of(biases))
@@ -138,9 +128,7 @@ def formats(
     Every valid format can be generated: XP with any width 2..25 and any
     float32-exact fraction (clamped or not, symmetric or not), FP with every
     scheme, flush, signedness, ``m = 0`` and biases over the whole valid
-    range (the standard bias ``2^(e-1)-1`` favoured, and extremes: ``e = 8``,
-    the fewest mantissa bits, the lowest bias, which puts the largest value
-    in float32's top binade, and the highest), BFP, MXINT, all five MX
+    range (the standard bias ``2^(e-1)-1`` favoured), BFP, MXINT, all five MX
     elements, and SBFP with any clamped block and S/E/A scaler. The named
     formats of the alias table (FP16, BF16, INT8, BFP16_32_LD, ...) that fit
     the selection are drawn more often.
@@ -209,22 +197,20 @@ def edge_magnitudes() -> tuple[int, ...]:
     """Bit patterns (positive) of the limit values of common formats, sorted.
 
     For every FP and XP alias and every MX element format: the largest
-    finite value, the overflow threshold half a quantum above it (a tie),
-    twice the largest value, the smallest normal and smallest positive values
-    and half of the latter (a tie with zero); each with its float32
-    neighbours. Plus float32's own limits (max, smallest normal, largest and
-    smallest subnormal), 2^127 and 1.
+    finite value, the overflow threshold half a quantum above it (a tie), the
+    smallest normal and smallest positive values and half of the latter (a
+    tie with zero); each with its float32 neighbours. Plus float32's own
+    limits (max, smallest normal, largest and smallest subnormal) and 1.
     """
-    values: set[float] = {1.0, float(np.finfo(np.float32).max), 2.0**127, 2.0**-126, 2.0**-149,
-                          2.0**-126 - 2.0**-149}
+    values: set[float] = {1.0, float(np.finfo(np.float32).max), 2.0**-126, 2.0**-149, 2.0**-126 - 2.0**-149}
     fmts = {f for f in [*ALIASES.values(), *ELEMENT_FORMATS.values()] if isinstance(f, (FloatingPoint, FixedPoint))}
     for fmt in fmts:
         if isinstance(fmt, FloatingPoint):
-            values |= {fmt.max_value, fmt.max_value + 2.0 ** (fmt.emax - fmt.man_bits - 1), 2 * fmt.max_value,
+            values |= {fmt.max_value, fmt.max_value + 2.0 ** (fmt.emax - fmt.man_bits - 1),
                        fmt.min_normal, fmt.min_positive, fmt.min_positive / 2}
         else:
-            values |= {fmt.max_value, fmt.max_value + fmt.min_positive / 2, 2 * fmt.max_value,
-                       fmt.min_positive / 2, -fmt.k_min * fmt.min_positive}
+            values |= {fmt.max_value, fmt.max_value + fmt.min_positive / 2, fmt.min_positive / 2,
+                       -fmt.k_min * fmt.min_positive}
     bits: set[int] = set()
     for value in values:
         b = _bits_of(value)
@@ -243,22 +229,18 @@ _SUBNORMALS = np.array([1, _MAN, 0x40_0000, 2, 0x7F_FFFE], dtype=np.int64)
 # Each element is decoded from 6 drawn bytes: the first picks a category
 # through a 256-entry table built from these weights, the other 40 bits are
 # its payload. All-zero bytes decode to +0, so shrinking leads to zeros.
-# "limit" (only from arrays_for): values at and above the format's largest.
-_CATEGORIES = ("zero", "power2", "tie", "edge", "ordinary", "anything", "subnormal", "center", "inf", "nan",
-               "limit")
+_CATEGORIES = ("zero", "power2", "tie", "edge", "ordinary", "anything", "subnormal", "center", "inf", "nan")
 _WEIGHTS = {"zero": 16, "power2": 20, "tie": 40, "edge": 24, "ordinary": 28, "anything": 28,
-            "subnormal": 24, "center": 52, "inf": 12, "nan": 12, "limit": 40}
+            "subnormal": 24, "center": 52, "inf": 12, "nan": 12}
 _BYTES = 6
 _CHUNK = 16  # elements per drawn chunk of bytes
 _MAX_DRAWN_ELEMENTS = 256  # beyond this, the rest come from a drawn seed (keeps examples small)
 
 
 @functools.lru_cache(maxsize=None)
-def _category_table(allow_nan: bool, allow_inf: bool, allow_subnormal: bool, center: bool,
-                    limit: bool = False) -> np.ndarray:
+def _category_table(allow_nan: bool, allow_inf: bool, allow_subnormal: bool, center: bool) -> np.ndarray:
     """Category index for each value of the selector byte."""
-    off = {"nan": not allow_nan, "inf": not allow_inf, "subnormal": not allow_subnormal, "center": not center,
-           "limit": not limit}
+    off = {"nan": not allow_nan, "inf": not allow_inf, "subnormal": not allow_subnormal, "center": not center}
     ids = [i for i, name in enumerate(_CATEGORIES) if not off.get(name, False)]
     cumulative = np.cumsum([_WEIGHTS[_CATEGORIES[i]] for i in ids], dtype=np.float64)
     cumulative *= 256 / cumulative[-1]
@@ -267,14 +249,10 @@ def _category_table(allow_nan: bool, allow_inf: bool, allow_subnormal: bool, cen
 
 
 def _decode(raw: bytes, allow_nan: bool, allow_inf: bool, allow_subnormal: bool,
-            center: int | None, limits: np.ndarray | None = None) -> np.ndarray:
-    """Decode ``len(raw) // 6`` float32 bit patterns (uint32) from drawn bytes.
-
-    ``limits``: magnitude bit patterns of the "limit" category (none: off).
-    """
+            center: int | None) -> np.ndarray:
+    """Decode ``len(raw) // 6`` float32 bit patterns (uint32) from drawn bytes."""
     b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _BYTES).astype(np.int64)
-    has_limits = limits is not None and len(limits) > 0
-    table = _category_table(allow_nan, allow_inf, allow_subnormal, center is not None, has_limits)
+    table = _category_table(allow_nan, allow_inf, allow_subnormal, center is not None)
     cat = table[b[:, 0]]
     u = np.zeros(len(b), dtype=np.int64)  # 40 payload bits
     for i in range(1, _BYTES):
@@ -313,13 +291,12 @@ def _decode(raw: bytes, allow_nan: bool, allow_inf: bool, allow_subnormal: bool,
         (near << 23) | mantissa,               # center: within ±3 binades of the array's exponent
         np.full_like(u, _INF),                 # inf
         nan,                                   # nan
-        limits[u % len(limits)] if has_limits else np.zeros_like(u),  # limit: at and above a format's max
     ])
     return (sign | magnitude).astype(np.uint32)
 
 
 def _words(draw: st.DrawFn, count: int, allow_nan: bool, allow_inf: bool, allow_subnormal: bool,
-           center: int | None, limits: np.ndarray | None = None) -> np.ndarray:
+           center: int | None) -> np.ndarray:
     """``count`` float32 bit patterns (uint32) drawn for one array."""
     drawn = min(count, _MAX_DRAWN_ELEMENTS)
     # fixed-size chunks: a single draw whose size follows the shape is often
@@ -329,7 +306,7 @@ def _words(draw: st.DrawFn, count: int, allow_nan: bool, allow_inf: bool, allow_
     if count > drawn:  # large arrays: the rest from a seeded generator, same distribution
         seed = draw(st.integers(0, 2**64 - 1))
         raw += np.random.default_rng(seed).bytes((count - drawn) * _BYTES)
-    return _decode(raw, allow_nan, allow_inf, allow_subnormal, center, limits)
+    return _decode(raw, allow_nan, allow_inf, allow_subnormal, center)
 
 
 @st.composite
@@ -346,7 +323,7 @@ def float32_values(
     Draws ±0, subnormals (smallest, largest, random), powers of two, exact
     ties of grids with 1..24 significant bits (mostly 1..12; some nudged by
     one ulp), the limits of common formats (65504, 448, 57344, 240, 6, 7.5,
-    28, float32 max, 2^127, the overflow thresholds above them, twice them, ... see
+    28, float32 max, the overflow thresholds above them, ... see
     :func:`edge_magnitudes`), ordinary values of magnitude about 0.5..64,
     random finite bit patterns over every exponent, ±Inf and NaN (quiet and
     signalling payloads, both signs). Shrinks towards +0.
@@ -368,50 +345,19 @@ def _shape_strategy(shape: ShapeArg, min_dims: int, max_dims: int, min_side: int
     return st.just(tuple(shape))
 
 
-def _limit_magnitudes(fmt: Format) -> tuple[int, ...]:
-    """Bit patterns (positive, finite) at and above ``fmt``'s largest value:
-    the largest value and its float32 neighbours, the overflow tie half a
-    quantum above it (FP, XP), twice it, float32's top binade (2^127) and
-    float32 max; those that are float32 values."""
-    top = fmt.max_value
-    values = [float(np.finfo(np.float32).max), 2.0**127]
-    if isinstance(top, float) and np.isfinite(top) and top > 0:
-        values += [top, 2 * top]
-        if isinstance(fmt, FloatingPoint):
-            values.append(top + 2.0 ** (fmt.emax - fmt.man_bits - 1))
-        elif isinstance(fmt, FixedPoint):
-            values.append(top + fmt.min_positive / 2)
-    bits: set[int] = set()
-    for value in values:
-        b = _bits_of(value)
-        if b is not None:
-            bits.update(n for n in (b - 1, b, b + 1) if 0 < n <= _MAX_FINITE)
-    return tuple(sorted(bits))
-
-
 @st.composite
 def _arrays(draw: st.DrawFn, shapes: st.SearchStrategy[tuple[int, ...]],
             elements: st.SearchStrategy | None, allow_nan: bool, allow_inf: bool,
-            allow_subnormal: bool, limits: tuple[int, ...] = (), top_exponent: int | None = None) -> np.ndarray:
+            allow_subnormal: bool) -> np.ndarray:
     shape = tuple(draw(shapes))
     if elements is not None:
         return draw(hnp.arrays(np.float32, shape, elements=elements))
-    # one exponent per array around which many elements cluster (arrays_for:
-    # sometimes the exponent field of the format's largest value)
-    centers = [st.integers(117, 137), st.integers(1, 254)]
-    if top_exponent is not None:
-        centers.append(st.just(top_exponent))
-    center = draw(st.one_of(centers))
+    # one exponent per array around which many elements cluster
+    center = draw(st.one_of(st.integers(117, 137), st.integers(1, 254)))
     # about half the arrays hold no NaN/Inf at all (one NaN or Inf poisons a whole block)
     specials = (allow_nan or allow_inf) and draw(st.booleans())
     count = int(np.prod(shape, dtype=np.int64))
-    lim = np.array(limits, dtype=np.int64)
-    if not allow_subnormal:
-        lim = lim[lim >= 0x0080_0000]
-    if allow_inf and specials:  # ±Inf among the values above max too
-        lim = np.append(lim, _INF)
-    words = _words(draw, count, allow_nan and specials, allow_inf and specials, allow_subnormal, center,
-                   lim if len(lim) else None)
+    words = _words(draw, count, allow_nan and specials, allow_inf and specials, allow_subnormal, center)
     return words.view(np.float32).reshape(shape)
 
 
@@ -507,19 +453,7 @@ def arrays_for(
     allow_inf: bool = True,
     allow_subnormal: bool = True,
 ) -> st.SearchStrategy[np.ndarray]:
-    """:func:`float32_arrays` with shapes from :func:`shapes_for` ``(fmt)``.
-
-    The default elements also favour values at and above ``fmt``'s largest
-    value (the value itself, its float32 neighbours, the overflow tie, twice
-    it, 2^127, float32 max, and ±Inf when allowed), where saturation and
-    overflow handling break, and some arrays cluster around the binade of
-    that largest value.
-    """
-    from ..formats.grammar import parse
-
-    fmt = parse(fmt)
+    """:func:`float32_arrays` with shapes from :func:`shapes_for` ``(fmt)``."""
     shapes = shapes_for(fmt, max_dims=max_dims, max_side=max_side, max_blocks=max_blocks, max_elements=max_elements)
-    limits = _limit_magnitudes(fmt)
-    top = _bits_of(fmt.max_value) if isinstance(fmt.max_value, float) else None
-    top_exponent = top >> 23 if top is not None and top >= 0x0080_0000 else None
-    return _arrays(shapes, elements, allow_nan, allow_inf, allow_subnormal, limits, top_exponent)
+    return float32_arrays(shapes, elements=elements, allow_nan=allow_nan, allow_inf=allow_inf,
+                          allow_subnormal=allow_subnormal)
