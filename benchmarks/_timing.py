@@ -31,22 +31,31 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def interleaved_ratio(fn: Callable[[], Any], base: Callable[[], Any], rounds: int = 9, sync: Callable[[Any], Any] | None = None) -> float:
-    """Median over ``rounds`` of ``time(fn) / time(base)``, the two timed back to back.
+def paired_times(fn: Callable[[], Any], base: Callable[[], Any], pairs: int = 21, warmup: int = 2, sync: Callable[[Any], Any] | None = None) -> list[tuple[float, float]]:
+    """``pairs`` back-to-back pairs ``(time(fn), time(base))``, after ``warmup`` pairs.
 
-    Timing each candidate right next to its baseline cancels most of the
-    load changes of a shared machine, which single medians do not.
+    Each pair times one call of ``fn`` and then one call of ``base``, so
+    the two see nearly the same load of a shared machine; the ratio of a
+    pair is then meaningful even when the machine's speed drifts between
+    pairs. The first calls (warm-up) also trigger ``jax.jit`` tracing and
+    ``torch.compile`` compilation and are not timed.
     """
     sync = sync or (lambda r: r)
-    for _ in range(2):
+    for _ in range(warmup):
         sync(fn())
         sync(base())
-    ratios = []
-    for _ in range(rounds):
+    times = []
+    for _ in range(pairs):
         t0 = time.perf_counter()
-        sync(base())
-        t1 = time.perf_counter()
         sync(fn())
+        t1 = time.perf_counter()
+        sync(base())
         t2 = time.perf_counter()
-        ratios.append((t2 - t1) / (t1 - t0))
-    return statistics.median(ratios)
+        times.append((t1 - t0, t2 - t1))
+    return times
+
+
+def ratio_summary(times: list[tuple[float, float]]) -> dict[str, Any]:
+    """Median, min and max of the per-pair ratios of ``paired_times``, and the ratios."""
+    ratios = [t / b for t, b in times]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "ratios": ratios}

@@ -3,7 +3,8 @@
 Pure functions over NumPy, JAX and PyTorch arrays (each returns the kind it
 was given):
 
-* formats: :func:`cast`, :func:`parse`, :func:`encode`, :func:`decode`;
+* formats: :func:`cast`, :func:`parse`, :func:`encode`, :func:`decode`,
+  :func:`kernel_paths` (which kernel path runs, and why);
 * sparsity: :func:`sparsify`, :func:`mask`, :func:`is_sparse`,
   :func:`compress_nm`, :func:`decompress_nm`;
 * logics: :func:`approximate`.
@@ -35,6 +36,7 @@ _EXPORTS = {
     "parse_sparseness": "dmxnum.sparsity",
     "approximate": "dmxnum.logics",
     "parse_logic": "dmxnum.logics",
+    "kernel_paths": "dmxnum.kernels.families",
 }
 
 # submodules importable as attributes (``dmxnum.reference.cast``)

@@ -8,6 +8,9 @@ from typing import Any, Callable
 from . import _backend as B
 from .formats.base import Format
 from .formats.same import Same
+from .kernels.blocking import normalize_axis
+from .kernels.families import cast_float32, choose_path
+from .kernels.paths import Ctx
 
 Array = Any
 GRADIENTS = ("ste", "clip")
@@ -20,6 +23,7 @@ def cast(
     random_bits: Array | None = None,
     *,
     gradient: str = "ste",
+    path: str | None = None,
 ) -> Array:
     """Cast ``x`` to ``fmt`` and return an array of ``x``'s kind and dtype.
 
@@ -34,6 +38,10 @@ def cast(
     the words, which are then converted to ``x``'s backend and device (an int
     seed is drawn by ``x``'s backend). Under ``jax.jit`` pass a JAX key or
     ``random_bits``: a NumPy or torch generator raises ``TypeError`` there.
+
+    ``path`` forces one kernel path by name (:func:`dmxnum.kernel_paths`
+    lists them); it never changes the result, only how it is computed, and
+    raises ``ValueError`` naming the applicable paths when it does not apply.
 
     Gradients: ``gradient="ste"`` (default) passes the gradient through
     unchanged (straight-through estimator); ``gradient="clip"`` zeroes it
@@ -57,21 +65,19 @@ def cast(
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     if getattr(fmt, "blocked", False):
-        from .kernels.blocks import normalize_axis
-
         normalize_axis(x.ndim, fmt.axis, fmt)
+    if path is not None:
+        choose_path(fmt, Ctx.of(x), path)  # ValueError before any work when it does not apply
     words = B.resolve_words(x, key, random_bits, raw=True) if fmt.stochastic else None
     if B.backend_name(x) == "jax":
-        return _jax_cast(fmt, gradient)(x, words)
-    run = functools.partial(_cast_any_dtype, fmt=fmt, words=words)
+        return _jax_cast(fmt, gradient, path)(x, words)
+    run = functools.partial(_cast_any_dtype, fmt=fmt, words=words, path=path)
     return B.with_straight_through(run, x, _grad_mask(fmt, gradient, B.namespace(x)))
 
 
-def _cast_any_dtype(v: Array, fmt: Format, words: Array | None) -> Array:
-    from .kernels.dispatch import cast_float32
-
+def _cast_any_dtype(v: Array, fmt: Format, words: Array | None, path: str | None = None) -> Array:
     v32 = B.to_float32(v)
-    y = cast_float32(v32, fmt, words)
+    y = cast_float32(v32, fmt, words, path)
     return y if v32 is v or v32.dtype == v.dtype else B.to_dtype_like(y, v)
 
 
@@ -83,7 +89,7 @@ def _grad_mask(fmt: Format, gradient: str, xp: Any) -> Callable[[Array], Array] 
 
 
 @functools.lru_cache(maxsize=512)
-def _jax_cast(fmt: Format, gradient: str) -> Callable[[Array, Array | None], Array]:
+def _jax_cast(fmt: Format, gradient: str, path: str | None = None) -> Callable[[Array, Array | None], Array]:
     """A jitted ``(x, words) -> cast`` with a straight-through (or clipped) VJP."""
     import jax
     import jax.numpy as jnp
@@ -92,10 +98,10 @@ def _jax_cast(fmt: Format, gradient: str) -> Callable[[Array, Array | None], Arr
 
     @jax.custom_vjp
     def run(v, words):
-        return _cast_any_dtype(v, fmt, words)
+        return _cast_any_dtype(v, fmt, words, path)
 
     def fwd(v, words):
-        return _cast_any_dtype(v, fmt, words), (v if mask is not None else None)
+        return _cast_any_dtype(v, fmt, words, path), (v if mask is not None else None)
 
     def bwd(saved, g):
         if mask is not None:

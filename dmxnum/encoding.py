@@ -34,8 +34,12 @@ from .formats.floating import FloatingPoint
 from .formats.mx import MXFloat
 from .formats.same import Same
 from .formats.scaled import ScaledBFP
-from .kernels import bits as I
-from .kernels.blocks import blocking_for
+from .kernels import bitfields as I
+from .kernels.blocking import Blocking, blocking_for
+from .formats.families import LABELS, family_label
+from .kernels.fp import cast_float_bits
+from .kernels.rules import bfp_shared_exponent, mx_shared_exponent, nan_block
+from .kernels.sbfp import div_by_int_f32_bits, product_bits, scale_parts
 
 Array = Any
 
@@ -71,39 +75,51 @@ def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | No
     y32 = B.to_float32(y)
     xp = B.namespace(y32)
     p = I.split(xp, B.f32_to_i32(y32))
-    if isinstance(fmt, FloatingPoint):
-        _reject_nan(p, fmt, fmt.scheme == "A")
-        return Encoded(_store(xp, _fp_codes(xp, p, fmt, 0), _fp_width(fmt)), None, fmt)
-    if isinstance(fmt, FixedPoint):
-        _reject_nan(p, fmt, True)
-        k = _int_codes(xp, p, xp.zeros_like(p.lg) - fmt.frac, fmt.bits)
-        return Encoded(_store(xp, k, fmt.bits), None, fmt)
-    blocks = blocking_for(y32, fmt)
-    amax = blocks.reduce_max(xp, p.mag)
-    nan_block = amax > I.INF_BITS
-    if isinstance(fmt, (BlockFloatingPoint, MXInt)):
-        bfp = fmt.as_bfp if isinstance(fmt, MXInt) else fmt
-        xfull = B.f32_to_i32(B.to_float32(x))
-        xamax = blocks.reduce_max(xp, xfull & I.MAG_MASK)
-        shared = xp.clip(I.floor_log2_of_mag(xp, xamax), -127, 127)
-        shared = xp.where(xamax == 0, xp.full_like(shared, -127), shared)
-        qe = blocks.spread(xp, shared) - (bfp.man_bits - 2)
-        k = _int_codes(xp, p, qe, bfp.man_bits)
-        scale = xp.where(nan_block, xp.full_like(shared, 255), shared + 127)
-        return Encoded(_store(xp, k, bfp.man_bits), _store(xp, _squeeze(xp, scale, blocks), 8), fmt)
-    if isinstance(fmt, MXFloat):
-        xfull = B.f32_to_i32(B.to_float32(x))
-        xamax = blocks.reduce_max(xp, xfull & I.MAG_MASK)
-        shared = xp.maximum(I.floor_log2_of_mag(xp, xamax) - fmt.element_emax, xp.full_like(xamax, -127))
-        shared = xp.where(xamax == 0, xp.zeros_like(shared), shared)
-        codes = _fp_codes(xp, p, fmt.element, blocks.spread(xp, shared))
-        scale = xp.where(nan_block, xp.full_like(shared, 255), shared + 127)
-        return Encoded(
-            _store(xp, codes, _fp_width(fmt.element)), _store(xp, _squeeze(xp, scale, blocks), 8), fmt
-        )
-    if isinstance(fmt, ScaledBFP):
-        return _encode_sbfp(xp, x, p, fmt, blocks, nan_block)
-    raise TypeError(f"not a format: {fmt!r}")
+    return _ENCODERS[family_label(fmt)](xp, x, p, fmt)
+
+
+def _encode_fp(xp: Any, x: Array, p: I.Parts, fmt: FloatingPoint) -> Encoded:
+    _reject_nan(p, fmt, fmt.scheme == "A")
+    return Encoded(_store(xp, _fp_codes(xp, p, fmt, 0), _fp_width(fmt)), None, fmt)
+
+
+def _encode_xp(xp: Any, x: Array, p: I.Parts, fmt: FixedPoint) -> Encoded:
+    _reject_nan(p, fmt, True)
+    k = _int_codes(xp, p, xp.zeros_like(p.lg) - fmt.frac, fmt.bits)
+    return Encoded(_store(xp, k, fmt.bits), None, fmt)
+
+
+def _input_block_maxima(xp: Any, x: Array, fmt: Any) -> tuple[Blocking, Array]:
+    """The blocking of ``x`` and its block maxima (bits): shared exponents
+    come from the input, not from the cast values."""
+    blocks = blocking_for(x, fmt)
+    return blocks, blocks.reduce_max(xp, B.f32_to_i32(B.to_float32(x)) & I.MAG_MASK)
+
+
+def _scale_codes(xp: Any, shared: Array, amax: Array, blocks: Blocking) -> Array:
+    """E8M0 codes ``E + 127`` per block (0xFF for a NaN block)."""
+    return _store(xp, _squeeze(xp, xp.where(nan_block(amax), xp.full_like(shared, 255), shared + 127), blocks), 8)
+
+
+def _encode_bfp(xp: Any, x: Array, p: I.Parts, fmt: BlockFloatingPoint | MXInt) -> Encoded:
+    bfp = _as_bfp(fmt)
+    blocks, xamax = _input_block_maxima(xp, x, fmt)
+    shared = bfp_shared_exponent(xp, xamax)
+    qe = blocks.spread(xp, shared) - (bfp.man_bits - 2)
+    k = _int_codes(xp, p, qe, bfp.man_bits)
+    return Encoded(_store(xp, k, bfp.man_bits), _scale_codes(xp, shared, xamax, blocks), fmt)
+
+
+def _encode_mxfp(xp: Any, x: Array, p: I.Parts, fmt: MXFloat) -> Encoded:
+    blocks, xamax = _input_block_maxima(xp, x, fmt)
+    shared = mx_shared_exponent(xp, xamax, fmt.element_emax)
+    codes = _fp_codes(xp, p, fmt.element, blocks.spread(xp, shared))
+    return Encoded(_store(xp, codes, _fp_width(fmt.element)), _scale_codes(xp, shared, xamax, blocks), fmt)
+
+
+def _as_bfp(fmt: BlockFloatingPoint | MXInt) -> BlockFloatingPoint:
+    """MXINT codes are BFP codes of its BFP twin."""
+    return fmt.as_bfp if isinstance(fmt, MXInt) else fmt
 
 
 def decode(enc: Encoded | tuple, fmt: Format | str | None = None) -> Array:
@@ -120,29 +136,45 @@ def decode(enc: Encoded | tuple, fmt: Format | str | None = None) -> Array:
         raise ValueError("decode needs the format: pass an Encoded value or fmt=")
     xp = B.namespace(codes)
     c = _load(xp, codes)
-    if isinstance(fmt, FloatingPoint):
-        return B.i32_to_f32(_fp_decode(xp, c, fmt, 0))
-    if isinstance(fmt, FixedPoint):
-        return B.i32_to_f32(_int_decode(xp, c, fmt.bits, xp.zeros_like(c) - fmt.frac))
-    blocks = blocking_for(codes, fmt)
-    sc = _load(xp, scales)
-    sc = xp.expand_dims(sc, axis=blocks.axis + 1)
-    nan_e = blocks.spread(xp, sc == 255)
-    if isinstance(fmt, (BlockFloatingPoint, MXInt)):
-        bfp = fmt.as_bfp if isinstance(fmt, MXInt) else fmt
-        qe = blocks.spread(xp, sc - 127) - (bfp.man_bits - 2)
-        out = _int_decode(xp, c, bfp.man_bits, qe)
-    elif isinstance(fmt, MXFloat):
-        out = _fp_decode(xp, c, fmt.element, blocks.spread(xp, sc - 127))
-    elif isinstance(fmt, ScaledBFP):
-        s_bits = _fp_decode(xp, sc, fmt.scaler, 0)
-        nan_e = blocks.spread(xp, s_bits == I.QNAN_BITS)
-        s_e = B.i32_to_f32(blocks.spread(xp, s_bits))
-        k = _signed(xp, c, fmt.block.bits)
-        prod = _exact_product(xp, k, s_e)
-        out = prod
-    else:
-        raise TypeError(f"not a format: {fmt!r}")
+    return _DECODERS[family_label(fmt)](xp, c, scales, fmt)
+
+
+def _decode_fp(xp: Any, c: Array, scales: Array | None, fmt: FloatingPoint) -> Array:
+    return B.i32_to_f32(_fp_decode(xp, c, fmt, 0))
+
+
+def _decode_xp(xp: Any, c: Array, scales: Array | None, fmt: FixedPoint) -> Array:
+    return B.i32_to_f32(_int_decode(xp, c, fmt.bits, xp.zeros_like(c) - fmt.frac))
+
+
+def _per_element_scales(xp: Any, c: Array, scales: Array, fmt: Any) -> tuple[Blocking, Array]:
+    """The blocking of the codes and the per-block scale codes, shape ``pre + (nb, 1) + post``."""
+    blocks = blocking_for(c, fmt)
+    return blocks, xp.expand_dims(_load(xp, scales), axis=blocks.axis + 1)
+
+
+def _decode_bfp(xp: Any, c: Array, scales: Array, fmt: BlockFloatingPoint | MXInt) -> Array:
+    bfp = _as_bfp(fmt)
+    blocks, sc = _per_element_scales(xp, c, scales, fmt)
+    qe = blocks.spread(xp, sc - 127) - (bfp.man_bits - 2)
+    return _nan_where(xp, _int_decode(xp, c, bfp.man_bits, qe), blocks.spread(xp, sc == 255))
+
+
+def _decode_mxfp(xp: Any, c: Array, scales: Array, fmt: MXFloat) -> Array:
+    blocks, sc = _per_element_scales(xp, c, scales, fmt)
+    out = _fp_decode(xp, c, fmt.element, blocks.spread(xp, sc - 127))
+    return _nan_where(xp, out, blocks.spread(xp, sc == 255))
+
+
+def _decode_sbfp(xp: Any, c: Array, scales: Array, fmt: ScaledBFP) -> Array:
+    blocks, sc = _per_element_scales(xp, c, scales, fmt)
+    s_bits = _fp_decode(xp, sc, fmt.scaler, 0)
+    s_e = B.i32_to_f32(blocks.spread(xp, s_bits))
+    prod = _exact_product(xp, _signed(xp, c, fmt.block.bits), s_e)
+    return _nan_where(xp, prod, blocks.spread(xp, s_bits == I.QNAN_BITS))
+
+
+def _nan_where(xp: Any, out: Array, nan_e: Array) -> Array:
     return B.i32_to_f32(xp.where(nan_e, xp.full_like(out, I.QNAN_BITS), out))
 
 
@@ -226,17 +258,14 @@ def _shift(xp: Any, v: Array, right: Array) -> Array:
 
 
 # ----------------------------------------------------------------------------- SBFP
-def _encode_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP, blocks: Any, nan_block: Array) -> Encoded:
-    from .kernels.floating import cast_float_bits
-    from .kernels.scaled import div_by_int_f32_bits
-
-    xb = B.f32_to_i32(B.to_float32(x))
-    xamax = blocks.reduce_max(xp, xb & I.MAG_MASK)
+def _encode_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP) -> Encoded:
+    blocks, xamax = _input_block_maxima(xp, x, fmt)
+    is_nan = nan_block(blocks.reduce_max(xp, p.mag))
     a_bits = div_by_int_f32_bits(xp, I.split(xp, xamax), fmt.block.k_max)
     s_bits = cast_float_bits(xp, I.split(xp, a_bits), fmt.scaler)
-    if fmt.scaler.scheme == "A" and _eager_any(xp, nan_block):
+    if fmt.scaler.scheme == "A" and _eager_any(xp, is_nan):
         raise ValueError(f"{fmt} has a scheme-A scaler with no NaN code; the input holds NaN/Inf blocks")
-    s_bits = xp.where(nan_block, xp.full_like(s_bits, I.QNAN_BITS), s_bits)
+    s_bits = xp.where(is_nan, xp.full_like(s_bits, I.QNAN_BITS), s_bits)
     s_code = _fp_codes(xp, I.split(xp, s_bits), fmt.scaler, 0)
     # k = y / s exactly (y = fl32(k * s) with |k| < 2^24): recover k by rounding y / s
     s_e = blocks.spread(xp, s_bits)
@@ -270,8 +299,6 @@ def _recover_k(xp: Any, p: I.Parts, s_bits: Array, fmt: ScaledBFP) -> Array:
 
 def _exact_product(xp: Any, k: Array, s: Array) -> Array:
     """int32 bits of ``fl32(k * s)`` for integer ``k`` and float32 ``s >= 0`` (sign of k kept)."""
-    from .kernels.scaled import product_bits, scale_parts
-
     unit, lg_s, sub_sig = scale_parts(xp, B.f32_to_i32(s))
     return I.with_sign(xp, product_bits(xp, xp.abs(k), unit, lg_s, sub_sig), k < 0)
 
@@ -330,3 +357,11 @@ def _eager_any(xp: Any, cond: Array) -> bool:
     if B.is_tracing(cond):
         return False
     return bool(xp.any(cond))
+
+
+#: family label -> encoder / decoder (a test checks they cover the family table)
+_ENCODERS = {"XP": _encode_xp, "FP": _encode_fp, "BFP": _encode_bfp, "MXINT": _encode_bfp,
+             "MXFP": _encode_mxfp, "SBFP": _encode_sbfp}
+_DECODERS = {"XP": _decode_xp, "FP": _decode_fp, "BFP": _decode_bfp, "MXINT": _decode_bfp,
+             "MXFP": _decode_mxfp, "SBFP": _decode_sbfp}
+assert set(_ENCODERS) == set(_DECODERS) == set(LABELS)

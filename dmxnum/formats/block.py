@@ -90,6 +90,11 @@ class MXInt(Format):
         check_block(self.block_size, self.axis)
 
     @property
+    def rounding(self) -> str:
+        """MXINT always rounds to nearest, ties to even."""
+        return "N"
+
+    @property
     def as_bfp(self) -> BlockFloatingPoint:
         """The BFP format this casts as."""
         return BlockFloatingPoint(self.bits, self.block_size, self.axis, True, "N")

@@ -44,6 +44,11 @@ class MXFloat(Format):
         check_block(self.block_size, self.axis)
 
     @property
+    def rounding(self) -> str:
+        """MX elements always round to nearest, ties to even."""
+        return "N"
+
+    @property
     def element(self) -> FloatingPoint:
         """The element format (``FP[...]``)."""
         return ELEMENT_FORMATS[(self.exp_bits, self.man_bits)]

@@ -48,6 +48,11 @@ class ScaledBFP(Format):
         return self.block.rounding == "S"
 
     @property
+    def rounding(self) -> str:
+        """The elements' rounding letter (the block format's)."""
+        return self.block.rounding
+
+    @property
     def bits_per_element(self) -> float:
         return self.block.bits + self.scaler.bits_per_element / self.block_size
 

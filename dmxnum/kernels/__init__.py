@@ -1,7 +1,9 @@
-"""Fast cast kernels: one backend-neutral source per format family.
+"""Cast kernels: one module per format family, each listing its named paths.
 
-Every kernel works on the int32 bit patterns of float32 values with integer
-operations only (see :mod:`dmxnum.kernels.bits`), which makes it exact on
-NumPy, JAX (where float32 subnormals read as zero) and PyTorch alike, eager
-and compiled.
+``families`` maps format classes to family modules (``xp``, ``fp``, ``bfp``,
+``mxint``, ``mxfp``, ``sbfp``) and chooses a path per cast (``paths``);
+``rules`` holds the SPEC's block rules, ``guards`` the run-time guards of
+XLA's guarded paths; ``bitfields`` (the exact integer pipeline on float32
+bit patterns), ``float_ops``, ``fp_pattern``, ``fp_quantum`` and
+``blocking`` are the building blocks. See ``docs/kernels.md``.
 """

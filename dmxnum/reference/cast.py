@@ -4,8 +4,8 @@ Each float32 element is decoded from its bit pattern to an exact rational,
 the format's SPEC rule is applied with ``fractions.Fraction`` arithmetic, and
 the result is encoded back to float32 bits exactly. Blocked formats are cut
 along their axis into blocks of ``b`` consecutive elements (the last one may
-be shorter) and cast one block at a time. Nothing here is shared with the
-kernels in ``dmxnum/kernels`` or ``dmxnum/cast.py``.
+be shorter) and cast one block at a time. No numeric code is shared with the
+kernels in ``dmxnum/kernels`` or ``dmxnum/casting.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..formats import (
     Same,
     ScaledBFP,
 )
+from ..formats.families import family_label
 from .block import cast_bfp_block, mxint_as_bfp
 from .fixed import cast_fixed_element
 from .float32 import NAN, Num, decode_bits, encode_bits, fl32, inf
@@ -97,14 +98,6 @@ def _word_array(random_bits: Any, shape: tuple[int, ...]) -> np.ndarray:
     return words
 
 
-def _is_stochastic(fmt: Format) -> bool:
-    if isinstance(fmt, (FixedPoint, FloatingPoint, BlockFloatingPoint)):
-        return fmt.rounding == "S"
-    if isinstance(fmt, ScaledBFP):
-        return fmt.block.rounding == "S"
-    return False
-
-
 def _elementwise(bits: np.ndarray, words: np.ndarray | None, fn: Callable[[Num, "int | None"], Num]) -> np.ndarray:
     flat_words = None if words is None else words.ravel()
     out = np.empty(bits.size, dtype=np.uint32)
@@ -167,7 +160,7 @@ def cast(x: Any, fmt: Format | str, random_bits: Any = None) -> np.ndarray:
     fmt = _as_format(fmt)
     bits = float32_bits(x)
     words = None
-    if _is_stochastic(fmt):
+    if not isinstance(fmt, Same) and fmt.stochastic:
         if random_bits is None:
             raise MissingRandomnessError(
                 f"{fmt} rounds stochastically: pass random_bits (a uint32 array of shape {bits.shape})"
@@ -176,17 +169,36 @@ def cast(x: Any, fmt: Format | str, random_bits: Any = None) -> np.ndarray:
 
     if isinstance(fmt, Same):
         out = bits
-    elif isinstance(fmt, FixedPoint):
-        out = _elementwise(bits, words, lambda v, w: cast_fixed_element(v, fmt, w))
-    elif isinstance(fmt, FloatingPoint):
-        out = _elementwise(bits, words, lambda v, w: cast_floating_element(v, fmt, w))
-    elif isinstance(fmt, (BlockFloatingPoint, MXInt)):
-        bfp = mxint_as_bfp(fmt) if isinstance(fmt, MXInt) else fmt
-        out = _blockwise(bits, words, bfp.block_size, bfp.axis, lambda b, w: cast_bfp_block(b, bfp, w))
-    elif isinstance(fmt, MXFloat):
-        out = _blockwise(bits, None, fmt.block_size, fmt.axis, lambda b, w: cast_mx_block(b, fmt))
-    elif isinstance(fmt, ScaledBFP):
-        out = _blockwise(bits, words, fmt.block_size, fmt.axis, lambda b, w: cast_sbfp_block(b, fmt, w))
     else:
-        raise TypeError(f"the reference has no cast for format {fmt!r} ({type(fmt).__name__})")
+        out = _FAMILY_CASTS[family_label(fmt)](bits, words, fmt)
     return np.array(out, order="C", copy=True).view(np.float32)
+
+
+def _cast_xp(bits: np.ndarray, words: np.ndarray | None, fmt: FixedPoint) -> np.ndarray:
+    return _elementwise(bits, words, lambda v, w: cast_fixed_element(v, fmt, w))
+
+
+def _cast_fp(bits: np.ndarray, words: np.ndarray | None, fmt: FloatingPoint) -> np.ndarray:
+    return _elementwise(bits, words, lambda v, w: cast_floating_element(v, fmt, w))
+
+
+def _cast_bfp(bits: np.ndarray, words: np.ndarray | None, fmt: BlockFloatingPoint) -> np.ndarray:
+    return _blockwise(bits, words, fmt.block_size, fmt.axis, lambda b, w: cast_bfp_block(b, fmt, w))
+
+
+def _cast_mxint(bits: np.ndarray, words: np.ndarray | None, fmt: MXInt) -> np.ndarray:
+    return _cast_bfp(bits, None, mxint_as_bfp(fmt))
+
+
+def _cast_mxfp(bits: np.ndarray, words: np.ndarray | None, fmt: MXFloat) -> np.ndarray:
+    return _blockwise(bits, None, fmt.block_size, fmt.axis, lambda b, w: cast_mx_block(b, fmt))
+
+
+def _cast_sbfp(bits: np.ndarray, words: np.ndarray | None, fmt: ScaledBFP) -> np.ndarray:
+    return _blockwise(bits, words, fmt.block_size, fmt.axis, lambda b, w: cast_sbfp_block(b, fmt, w))
+
+
+#: family label (``dmxnum.formats.families``' table) -> exact cast of float32 bits
+_FAMILY_CASTS: dict[str, Callable[..., np.ndarray]] = {
+    "XP": _cast_xp, "FP": _cast_fp, "BFP": _cast_bfp, "MXINT": _cast_mxint, "MXFP": _cast_mxfp, "SBFP": _cast_sbfp,
+}

@@ -39,6 +39,7 @@ from ..formats.floating import bias_range as fp_bias_range, SCHEMES, FloatingPoi
 from ..formats.mx import ELEMENT_FORMATS, MXFloat
 from ..formats.same import Same
 from ..formats.scaled import ScaledBFP
+from ..formats.families import LABELS
 
 __all__ = [
     "FAMILIES", "formats", "float32_values", "float32_arrays", "shapes_for", "arrays_for",
@@ -46,7 +47,8 @@ __all__ = [
 ]
 
 #: Format family names accepted by :func:`formats` (``families=``).
-FAMILIES = ("SAME", "XP", "FP", "BFP", "MXINT", "MXFP", "SBFP")
+#: ``SAME`` plus the family labels of the family table (:mod:`dmxnum.formats.families`)
+FAMILIES = ("SAME", *LABELS)
 _BLOCKED = frozenset({"BFP", "MXINT", "MXFP", "SBFP"})
 _FIXED_ROUNDING = frozenset({"MXINT", "MXFP"})  # always round to nearest-even
 

@@ -100,17 +100,20 @@ def test_jax_jit_stochastic_bfp_guard(fmt: str) -> None:
     """JAX's stochastic BFP float path runs where every product
     ``x * 2^-min(shared, 126)`` is normal (checked per block), and the cast
     stays exact on both sides of that line: values just above and just
-    below ``2^-126`` times their block's scale, and subnormal elements."""
+    below ``2^-126`` times their block's scale, and subnormal elements
+    (``bfp.float|integer``: :func:`dmxnum.kernels.guards.bfp_safe`)."""
     from dmxnum import _backend as B
-    from dmxnum.kernels import fastpath
+    from dmxnum.kernels import guards
+    from dmxnum.kernels.blocking import blocking_for
 
     f = dmxnum.parse(fmt)
+    assert next(p.name for p in dmxnum.kernel_paths(f, "jax") if p.applies) == "bfp.float|integer"
     rng = np.random.default_rng(5)
     shape = (40, 64)
     clean = (rng.standard_normal(shape) * 2.0 ** rng.integers(-60, 60, (shape[0], 1))).astype(np.float32)
     xj = jnp.asarray(clean)
-    amax, low = fastpath.jax_block_max_and_lowest(B.namespace(xj), xj, fastpath.blocking_for(xj, f))
-    assert bool(jnp.all(fastpath.bfp_jax_safe(f, amax, low))), "clean data should take the float path"
+    amax, low = guards.block_max_and_lowest(B.namespace(xj), xj, blocking_for(xj, f))
+    assert bool(jnp.all(guards.bfp_safe(f.man_bits, f.rounding, amax, low))), "clean data should take the float path"
     words = rng.integers(0, 2**32, shape, dtype=np.uint32)
     words[:, ::3] = 0
     for edge in ("above", "below", "subnormal"):

@@ -39,7 +39,7 @@ def test_shorthand_string_equals_value(backend: str, data: st.DataObject) -> Non
 
 
 # Formats whose eager NumPy/PyTorch casts go through a native dtype round trip
-# (dmxnum/kernels/fastpath.py): every scheme variant, on edge-heavy data.
+# (paths fp.native and mxfp.native): every scheme variant, on edge-heavy data.
 NATIVE = [
     "FP[1|5|10,15](_NI)", "FP[1|5|10,15](_N)", "FP[1|8|7,127](_NI)", "FP[1|8|7,127](_N)",
     "FP[1|4|3,7](_NE)", "FP[1|4|3,7](_N)", "FP[1|4|3,7](_NI)", "FP[1|5|2,15](_NI)", "FP[1|5|2,15](_N)",

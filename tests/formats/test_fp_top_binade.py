@@ -1,6 +1,7 @@
 """FP formats with ``m = 0`` or with their largest value in float32's top
 binade (``[2^127, 2^128)``), cast at and above that largest value: every
-rounding letter, every backend, eager and compiled, against the reference.
+rounding letter, every backend, eager and compiled (and eager by every
+kernel path that applies, forced by name), against the reference.
 
 Regression: the eager quantum path (``dmxnum/kernels/fp_quantum.py``) built
 ``2^(m - E)`` from bits, which for ``m = 0`` and ``E = 127`` is ``2^-127``,
@@ -79,6 +80,17 @@ def test_eager_cast_at_and_above_max(backend: str, fmt: str) -> None:
     with np.errstate(all="ignore"):
         y = dmxnum.cast(to_backend(x, backend), f, random_bits=to_backend(words, backend))
     assert_bit_exact(y, f, x, random_bits=words)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_eager_path_at_and_above_max(backend: str, fmt: str) -> None:
+    f, x, words = _case(fmt)
+    paths = [p.name for p in dmxnum.kernel_paths(f, backend) if p.applies]
+    assert paths[-1] == "fp.integer"
+    for path in paths:
+        y = dmxnum.cast(to_backend(x, backend), f, random_bits=to_backend(words, backend), path=path)
+        assert_bit_exact(y, f, x, random_bits=words)
 
 
 def test_the_reported_case() -> None:

@@ -1,6 +1,8 @@
-"""The SBFP float path (``dmxnum/kernels/scaled_fast.py``) equals the reference:
-eager and compiled on NumPy and PyTorch, and under ``jax.jit`` both where its
-guard lets the float path run and where the cast falls back to integers."""
+"""The SBFP float path (``sbfp.float``, :func:`dmxnum.kernels.sbfp.cast_float`)
+equals the reference: eager and compiled on NumPy and PyTorch, and under
+``jax.jit`` (``sbfp.float|integer``) both where its guard
+(:func:`dmxnum.kernels.guards.sbfp_safe`) lets the float path run and where
+the cast falls back to integers."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from hypothesis import given, strategies as st
 
 import dmxnum
 from dmxnum import _backend as B
-from dmxnum.kernels import scaled_fast
+from dmxnum.kernels import guards, sbfp
+from dmxnum.kernels.blocking import blocking_for
+from dmxnum.kernels.float_ops import block_maxima
+from dmxnum.kernels.paths import Ctx
 from dmxnum.testing import assert_bit_exact, float32_arrays
 from dmxnum.testing.backends import to_backend
 
@@ -96,6 +101,22 @@ def _jitted(fmt: str):
     return jax.jit(lambda v, w: dmxnum.cast(v, fmt, random_bits=w))
 
 
+JAX = Ctx("jax", True)
+
+
+def jax_guard(xp, x, fmt):
+    """``(amax, scales, safe)`` as ``sbfp.float|integer`` computes them under
+    XLA: block maxima (int32 bits), block scales, and whether the float path
+    is exact there (a boolean scalar)."""
+    if fmt.block.rounding in ("S", "U", "D"):
+        amax, low = guards.block_max_and_lowest(xp, x, blocking_for(x, fmt))
+    else:
+        _, amax = block_maxima(xp, x, fmt, JAX)
+        low = None
+    s = sbfp.block_scales(xp, amax, fmt, JAX)
+    return amax, s, guards.sbfp_safe(fmt.block.k_max, fmt.block.rounding, amax, s, low)
+
+
 @functools.lru_cache(maxsize=None)
 def _fast_and_guard(fmt: str):
     """jitted ``x, words -> (float path result, guard)`` (words as the kernels take them)."""
@@ -103,8 +124,8 @@ def _fast_and_guard(fmt: str):
 
     def run(v, w):
         xp = B.namespace(v)
-        _, _, safe = scaled_fast.jax_guard(xp, v, f)
-        return scaled_fast.cast_sbfp_fast(xp, v, f, w), safe
+        _, _, safe = jax_guard(xp, v, f)
+        return sbfp.cast_float(xp, v, f, w, JAX), safe
 
     return jax.jit(run)
 
@@ -115,6 +136,7 @@ def _args(fmt: str, x: np.ndarray, seed: int = 1):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_jax_float_path_runs_and_is_exact_on_clean_data(fmt: str) -> None:
+    assert [p.name for p in dmxnum.kernel_paths(fmt, "jax") if p.applies] == ["sbfp.float|integer", "sbfp.integer"]
     x = clean(SHAPE, 3)
     words = _args(fmt, x)
     jw = None if words is None else B.words_to_top24(jnp.asarray(words))
@@ -132,6 +154,8 @@ def test_every_backend_matches_reference_on_mixed_data(fmt: str, seed: int) -> N
     jw = None if words is None else jnp.asarray(words)
     assert_bit_exact(_jitted(fmt)(jnp.asarray(x), jw), fmt, x, random_bits=words)
     for backend in ("numpy", "torch", "jax"):
+        chosen = next(p.name for p in dmxnum.kernel_paths(fmt, backend) if p.applies)
+        assert chosen == ("sbfp.float|integer" if backend == "jax" else "sbfp.float"), (backend, chosen)
         y = dmxnum.cast(to_backend(x, backend), fmt, random_bits=to_backend(words, backend))
         assert_bit_exact(y, fmt, x, random_bits=words)
 
@@ -165,7 +189,7 @@ def test_jax_guard_sends_tiny_blocks_and_subnormal_quotients_to_integers() -> No
     sub_elem[1, 3] = np.float32(1e-40)  # fine for N, not for S
     for x, fmt, expected in [(ok, stochastic, True), (tiny_block, nearest, False), (sub_elem, nearest, True),
                              (sub_elem, stochastic, False)]:
-        assert bool(scaled_fast.jax_guard(xp, jnp.asarray(x), fmt)[2]) is expected
+        assert bool(jax_guard(xp, jnp.asarray(x), fmt)[2]) is expected
 
 
 HYPOTHESIS_FORMATS = FORMATS + [
@@ -195,14 +219,13 @@ def test_jax_float_path_hypothesis(data: st.DataObject) -> None:
 def test_jax_block_max_and_lowest(fmt: str) -> None:
     """The one-pass per-block reduction behind the JAX guards equals a plain
     NumPy computation, partial blocks and special values included."""
-    from dmxnum.kernels import fastpath
     from tests_data import edge_heavy
 
     f = dmxnum.parse(fmt)
     x = edge_heavy((23, 37), 9)
     xj = jnp.asarray(x)
-    blocks = fastpath.blocking_for(xj, f)
-    top, low = fastpath.jax_block_max_and_lowest(B.namespace(xj), xj, blocks)
+    blocks = blocking_for(xj, f)
+    top, low = guards.block_max_and_lowest(B.namespace(xj), xj, blocks)
     mag = x.view(np.uint32).astype(np.int64) & 0x7FFFFFFF
     exp = np.where(mag == 0, 255, mag >> 23)
     axis = blocks.axis

@@ -1,6 +1,7 @@
-"""The FP bit-pattern path (``dmxnum/kernels/fp_bits.py``) equals the reference
-bit for bit: eager on every backend (Hypothesis, every rounding letter), and
-under ``jax.jit`` and ``torch.compile`` on a fixed matrix."""
+"""The FP bit-pattern path (``fp.pattern``, ``dmxnum/kernels/fp_pattern.py``)
+equals the reference bit for bit: forced by name on every backend
+(Hypothesis, every rounding letter), and under ``jax.jit`` and
+``torch.compile`` (where it is the path ``cast`` chooses) on a fixed matrix."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dmxnum
-from dmxnum.kernels import fp_bits
+from dmxnum.kernels import fp_pattern
+from dmxnum.kernels.paths import Ctx
 from dmxnum.testing import arrays_for, assert_bit_exact, formats
 from dmxnum.testing.backends import BACKENDS, to_backend
 from tests_data import edge_heavy
@@ -31,8 +33,22 @@ def grid_formats(draw: st.DrawFn):
     return dmxnum.parse(f"FP[1|8|{man},127]({'F' if flush else '_'}{rounding}{scheme})")
 
 
+# the context of an eager cast on each backend (JAX casts are always traced)
+CTX = {"numpy": Ctx("numpy", False), "torch": Ctx("torch", False), "jax": Ctx("jax", True)}
+
+
+def _applies(fmt, backend: str, compiled: bool = False) -> bool:
+    """Whether ``fp.pattern`` applies to ``fmt`` on ``backend`` (public listing)."""
+    return any(p.name == "fp.pattern" and p.applies for p in dmxnum.kernel_paths(fmt, backend, compiled))
+
+
+def _chosen(fmt, backend: str, compiled: bool = False) -> str:
+    """The path ``cast`` runs for ``fmt`` on ``backend``: the first that applies."""
+    return next(p.name for p in dmxnum.kernel_paths(fmt, backend, compiled) if p.applies)
+
+
 def _path_formats(backend: str):
-    return (formats(families="FP") | grid_formats()).filter(lambda f: fp_bits.applies(f, backend))
+    return (formats(families="FP") | grid_formats()).filter(lambda f: _applies(f, backend))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -41,25 +57,24 @@ def test_fp_bits_path_matches_reference(backend: str, data: st.DataObject) -> No
     fmt = data.draw(_path_formats(backend), label="fmt")
     x = data.draw(arrays_for(fmt), label="x")
     words = data.draw(hnp.arrays(np.uint32, x.shape, elements=WORDS), label="words") if fmt.stochastic else None
-    xp = to_backend(x, backend)
-    with np.errstate(all="ignore"):  # Inf/NaN products are intended (as in dmxnum.cast)
-        y = fp_bits.cast_fp_bits(dmxnum._backend.namespace(xp), xp, fmt, None if words is None else _top24(words, backend))
+    y = dmxnum.cast(to_backend(x, backend), fmt, random_bits=to_backend(words, backend), path="fp.pattern")
     assert_bit_exact(y, fmt, x, random_bits=words)
 
 
-def _top24(words: np.ndarray, backend: str):
-    return to_backend((words >> 8).astype(np.int32), backend)
-
-
 def test_applies() -> None:
-    assert fp_bits.applies(dmxnum.parse("BF16"), "jax")
-    assert fp_bits.applies(dmxnum.parse("FP16"), "jax")
-    assert fp_bits.applies(dmxnum.parse("FP[1|5|2,15](_S)"), "jax")
-    assert not fp_bits.applies(dmxnum.parse("FP[1|8|1,149](_D)"), "numpy")  # emin below float32's
-    assert not fp_bits.applies(dmxnum.parse("FP[1|3|0,4](_NI)"), "numpy")  # m = 0, even bias: ties differ
-    assert fp_bits.applies(dmxnum.parse("FP[1|3|0,3](_NI)"), "numpy")
-    assert not fp_bits.applies(dmxnum.parse("FP[1|5|4,123](_N)"), "jax")  # quantum 2^-126 meets XLA's DAZ
-    assert fp_bits.applies(dmxnum.parse("FP[1|5|4,123](_N)"), "numpy")
+    def applies(fmt: str, backend: str) -> bool:
+        reason = fp_pattern.why_not(dmxnum.parse(fmt), CTX[backend])
+        assert (reason is None) == _applies(fmt, backend), (fmt, backend, reason)  # the listing agrees
+        return reason is None
+
+    assert applies("BF16", "jax")
+    assert applies("FP16", "jax")
+    assert applies("FP[1|5|2,15](_S)", "jax")
+    assert not applies("FP[1|8|1,149](_D)", "numpy")  # emin below float32's
+    assert not applies("FP[1|3|0,4](_NI)", "numpy")  # m = 0, even bias: ties differ
+    assert applies("FP[1|3|0,3](_NI)", "numpy")
+    assert not applies("FP[1|5|4,123](_N)", "jax")  # quantum 2^-126 meets XLA's DAZ
+    assert applies("FP[1|5|4,123](_N)", "numpy")
 
 
 MATRIX = ["BF16", "FP16", "FP8_E5M2", "FP4_E2M1", "FP[1|5|2,15](_S)", "FP[1|8|7,127](_S)", "FP[1|8|7,127](FN)",
@@ -75,7 +90,8 @@ def _inputs(fmt: str, seed: int):
 
 @pytest.mark.parametrize("fmt", MATRIX)
 def test_fp_bits_path_under_jit(fmt: str) -> None:
-    assert fp_bits.applies(dmxnum.parse(fmt), "jax")
+    assert fp_pattern.why_not(dmxnum.parse(fmt), CTX["jax"]) is None
+    assert _chosen(fmt, "jax") == "fp.pattern"
     x, words = _inputs(fmt, 3)
     f = jax.jit(lambda v, w: dmxnum.cast(v, fmt, random_bits=w))
     y = f(jnp.asarray(x), None if words is None else jnp.asarray(words))
@@ -84,6 +100,7 @@ def test_fp_bits_path_under_jit(fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", MATRIX[::2] + ["FP[1|5|2,15](_S)"])
 def test_fp_bits_path_under_torch_compile(fmt: str) -> None:
+    assert _chosen(fmt, "torch", compiled=True) == "fp.pattern"
     x, words = _inputs(fmt, 4)
     f = torch.compile(lambda v, w: dmxnum.cast(v, fmt, random_bits=w), dynamic=False)
     w = None if words is None else torch.from_numpy(words.view(np.int32))
@@ -94,11 +111,14 @@ def test_fp_bits_path_under_torch_compile(fmt: str) -> None:
 @pytest.mark.parametrize("fmt", ["FP[1|5|2,15](_S)", "FP[1|5|10,15](_Z)", "FP[1|4|3,7](_U)", "FP[1|5|23,15](_N)", "FP[1|3|2,3](FD)"])
 def test_eager_rounds_a_few_small_values_apart(backend: str, fmt: str) -> None:
     """Eager casts round the few values below the smallest normal by indexing
-    (fewer than 1 in 8); the rest of the array keeps the bit path."""
+    (fewer than 1 in 8); the rest of the array keeps the bit path (forced,
+    as well as the path ``cast`` chooses)."""
     rng = np.random.default_rng(5)
     x = (rng.standard_normal(4096) * 100).astype(np.float32)
     tiny = rng.choice(4096, 300, replace=False)
     x[tiny] = edge_heavy((300,), 6)
     words = rng.integers(0, 2**32, x.shape, dtype=np.uint32) if dmxnum.parse(fmt).stochastic else None
     y = dmxnum.cast(to_backend(x, backend), fmt, random_bits=to_backend(words, backend))
+    assert_bit_exact(y, fmt, x, random_bits=words)
+    y = dmxnum.cast(to_backend(x, backend), fmt, random_bits=to_backend(words, backend), path="fp.pattern")
     assert_bit_exact(y, fmt, x, random_bits=words)

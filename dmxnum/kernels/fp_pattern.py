@@ -25,29 +25,36 @@ import numpy as np
 
 from .. import _backend as B
 from ..formats.floating import FloatingPoint
-from . import bits as I
+from . import bitfields as I
+from .paths import Ctx
 
 Array = Any
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def applies(fmt: Any, backend: str) -> bool:
-    """Whether :func:`cast_fp_bits` computes ``fmt`` exactly on ``backend``."""
-    if not isinstance(fmt, FloatingPoint) or fmt.emin < -126 or fmt.max_value > _F32_MAX:
-        return False
+def why_not(fmt: FloatingPoint, ctx: Ctx) -> str | None:
+    """``None`` when :func:`cast_fp_pattern` computes ``fmt`` exactly in ``ctx``, else the reason."""
+    if fmt.emin < -126:
+        return f"emin {fmt.emin} is below float32's -126"
+    if fmt.max_value > _F32_MAX:
+        return "the largest value exceeds float32's"
     m = fmt.man_bits
     if m == 0 and fmt.rounding == "N" and fmt.bias % 2 == 0:
-        return False  # ties go to the even exponent code, float32's parity differs
+        return "m = 0 with an even bias: ties go to the even exponent code, float32's parity differs"
     if fmt.emin == -126:
-        return True  # float32's own exponent grid: no small branch
+        return None  # float32's own exponent grid: no small branch
     if m < fmt.emin and fmt.rounding not in ("N", "Z"):
-        return False  # t = |x| / q would be a product below 1: S/U/D need its lost bits
-    smallest_quantum = fmt.emin - m
-    return m - fmt.emin <= 127 and smallest_quantum >= (-124 if backend == "jax" else -149)
+        return f"rounding {fmt.rounding} below 2^emin would need the bits lost by |x| / q < 1"
+    if m - fmt.emin > 127:
+        return "2^(m - emin) is above float32's range"
+    lowest = -149 if ctx.ieee else -124
+    if fmt.emin - m < lowest:
+        return f"smallest quantum 2^{fmt.emin - m} below 2^{lowest}" + ("" if ctx.ieee else " (XLA flushes subnormals)")
+    return None
 
 
-def cast_fp_bits(xp: Any, x: Array, fmt: FloatingPoint, words: Array | None = None) -> Array:
-    """``fmt(x)`` for float32 ``x`` when :func:`applies` holds (SPEC section 3 rules).
+def cast_fp_pattern(xp: Any, x: Array, fmt: FloatingPoint, ctx: Ctx, words: Array | None = None) -> Array:
+    """``fmt(x)`` for float32 ``x`` when :func:`why_not` is ``None`` (SPEC section 3 rules).
 
     With ``low`` the dropped bits and ``F = low * 2^(24-d)`` the fraction of a
     quantum in 24-bit fixed point, the magnitude rounds up by the letter:
@@ -67,28 +74,20 @@ def cast_fp_bits(xp: Any, x: Array, fmt: FloatingPoint, words: Array | None = No
     out = _round_bits(xp, mag, neg, 23 - fmt.man_bits, r, words)
     if fmt.emin > -126:
         small = mag < I.pow2_bits(fmt.emin)
-        count = int(xp.sum(xp.astype(small, xp.int32))) if _eager(x) else -1
-        if 0 <= count <= _size(x) // 8:
+        count = int(xp.sum(xp.astype(small, xp.int32))) if ctx.eager else -1
+        if 0 <= count <= B.size(x) // 8:
             # eager, few values below 2^emin: round only those (PyTorch's
             # eager ``where`` costs about seven elementwise products)
             if count:
                 out = out + 0 if out is mag else out  # a fresh array to write into
                 sub = None if words is None else words[small]
-                out[small] = _round_small(xp, x[small], mag[small], neg[small], fmt, sub)
+                out[small] = _round_small(xp, x[small], mag[small], neg[small], fmt, ctx, sub)
         elif count >= 0:  # eager, many small values: an integer blend beats ``where`` there
-            rounded_small = _round_small(xp, x, mag, neg, fmt, words)
+            rounded_small = _round_small(xp, x, mag, neg, fmt, ctx, words)
             out = out + (rounded_small - out) * xp.astype(small, out.dtype)
         else:
-            out = xp.where(small, _round_small(xp, x, mag, neg, fmt, words), out)
-    return B.i32_to_f32(_finish(xp, x, bits, mag, neg, out, fmt))
-
-
-def _size(x: Array) -> int:
-    return x.numel() if B.backend_name(x) == "torch" else x.size
-
-
-def _eager(x: Array) -> bool:
-    return B.backend_name(x) in ("numpy", "torch") and not B.is_tracing(x)
+            out = xp.where(small, _round_small(xp, x, mag, neg, fmt, ctx, words), out)
+    return B.i32_to_f32(_finish(xp, bits, mag, neg, out, fmt, ctx))
 
 
 def _select_rare(xp: Any, eager: bool, cond: Array, a: Array, b: Array) -> Array:
@@ -118,7 +117,9 @@ def _round_bits(xp: Any, mag: Array, neg: Array, d: int, r: str, words: Array | 
     return kept + (xp.astype(up, kept.dtype) << d)
 
 
-def _round_small(xp: Any, x: Array, mag: Array, neg: Array, fmt: FloatingPoint, words: Array | None) -> Array:
+def _round_small(
+    xp: Any, x: Array, mag: Array, neg: Array, fmt: FloatingPoint, ctx: Ctx, words: Array | None
+) -> Array:
     """Magnitude bits of ``|x|`` rounded to the constant quantum ``2^(emin - m)``
     (used where ``|x| < 2^emin``)."""
     qe = fmt.emin - fmt.man_bits
@@ -135,7 +136,7 @@ def _round_small(xp: Any, x: Array, mag: Array, neg: Array, fmt: FloatingPoint, 
                 up = xp.where(neg, (f > 0) & (f >= 1 - u), f > u)
             else:
                 up = (f > 0) & (~neg if r == "U" else neg)
-            if B.backend_name(x) == "jax":
+            if not ctx.ieee:  # XLA reads the subnormals as zero
                 up = xp.where(mag < 0x00800000, _subnormal_up(xp, mag, neg, qe, r, words), up)
             k = xp.where(up, k + 1, k)
     return B.f32_to_i32(k * (2.0**qe))
@@ -153,10 +154,10 @@ def _subnormal_up(xp: Any, mag: Array, neg: Array, qe: int, r: str, words: Array
     return xp.where(neg, frac >= (1 << 24) - words, (frac > words) | ((frac == words) & sticky))
 
 
-def _finish(xp: Any, x: Array, bits: Array, mag: Array, neg: Array, rounded: Array, fmt: FloatingPoint) -> Array:
+def _finish(xp: Any, bits: Array, mag: Array, neg: Array, rounded: Array, fmt: FloatingPoint, ctx: Ctx) -> Array:
     """Overflow by scheme and rounding, flushing, sign, NaN and unsigned
     formats (as the integer pipeline)."""
-    eager = _eager(x)
+    eager = ctx.eager
     max_mag = I.value_bits(fmt.max_value)
     top = xp.full_like(rounded, max_mag)
     r = fmt.rounding

@@ -1,6 +1,11 @@
-"""Kernel for scaled BFP ``SBFP<XP[n,0](CXY)><FP[...]>{b,d}``.
+"""The SBFP family ``SBFP<XP[n,0](CXY)><FP[...]>{b,d}``: kernels and paths.
 
-Per block ``s = scaler(fl32(amax / C))`` with ``C = 2^(n-1) - 1``; elements
+Paths, in selection order: ``sbfp.float`` (IEEE backends: the format's own
+float operations, :func:`cast_float`), ``sbfp.float|integer`` (XLA: the float
+kernel behind :func:`.guards.sbfp_safe`, else the integer one) and
+``sbfp.integer`` (below).
+
+The integer kernel: per block ``s = scaler(fl32(amax / C))`` with ``C = 2^(n-1) - 1``; elements
 ``k = clamp(round(fl32(x / s)))``; result ``fl32(k * s)``. The division by
 ``C`` is an exact integer long division (per block, so cheap). ``x / s`` and
 ``k * s`` are float operations made exact on every backend by scaling ``s``
@@ -15,9 +20,13 @@ from typing import Any
 
 from .. import _backend as B
 from ..formats.scaled import ScaledBFP
-from . import bits as I
-from .blocks import blocking_for
-from .floating import cast_float_bits
+from . import bitfields as I
+from .blocking import blocking_for
+from .float_ops import block_maxima, round_magnitude, ungroup
+from .fp import cast_float_bits, cast_unguarded
+from .guards import block_max_and_lowest, choose, sbfp_safe
+from .paths import Ctx, Path, always, ieee_only, xla_only
+from .rules import nan_block, nan_blocks
 
 Array = Any
 
@@ -61,8 +70,10 @@ def div_by_int_f32_bits(xp: Any, p: I.Parts, divisor: int) -> Array:
     return xp.where(p.sig == 0, xp.zeros_like(out), out)
 
 
-def cast_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP, words: Array | None) -> Array:
-    """float32 result of the SBFP cast of float32 ``x`` (parts ``p``)."""
+def cast_integer(xp: Any, x: Array, fmt: ScaledBFP, words: Array | None, ctx: Ctx) -> Array:
+    """``fmt(x)`` by the exact integer pipeline (``words`` raw or top-24)."""
+    words = B.as_top24(words)
+    p = I.split(xp, B.f32_to_i32(x))
     blocks = blocking_for(x, fmt)
     amax = blocks.reduce_max(xp, p.mag)  # per block
     amax_parts = I.split(xp, amax)
@@ -71,7 +82,7 @@ def cast_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP, words: Array | None
     # scale s into [1, 2): s = S * 2^lg_s, s' = s * 2^-lg_s
     sp = I.split(xp, s_bits)
     s_unit, lg_s, s_sub_sig = scale_parts(xp, s_bits)
-    block_nan = amax >= I.INF_BITS
+    block_nan = nan_block(amax)
     block_zero = s_bits == 0
 
     # per element
@@ -156,3 +167,87 @@ def _normalized_sig(xp: Any, sig: Array) -> Array:
     """``sig`` shifted so that its leading bit is bit 23 (``2^23 <= v < 2^24``; 0 stays 0)."""
     lgsig = (B.f32_to_i32(B.int_to_f32(sig)) >> 23) - 127
     return xp.bitwise_left_shift(sig, xp.clip(23 - lgsig, 0, 23))
+
+
+def block_scales(xp: Any, amax: Array, fmt: ScaledBFP, ctx: Ctx) -> Array:
+    """float32 per-block scales ``s = scaler(fl32(amax / C))`` from the int32
+    bits of the block maxima (0 for NaN blocks)."""
+    amax = xp.where(nan_block(amax), xp.zeros_like(amax), amax)
+    a_max = B.i32_to_f32(amax)
+    c = float(fmt.block.k_max)
+    # a runtime divisor (amax < 0 never holds): XLA turns division by a
+    # constant into a product by its reciprocal
+    den = xp.where(amax < 0, xp.ones_like(a_max), xp.full_like(a_max, c))
+    return cast_unguarded(xp, a_max / den, fmt.scaler, ctx)
+
+
+def cast_float(
+    xp: Any, x: Array, fmt: ScaledBFP, words: Array | None, ctx: Ctx,
+    amax: Array | None = None, scale: Array | None = None,
+) -> Array:
+    """The SBFP cast of float32 ``x`` by the format's float operations, given
+    optionally its block maxima (int32 bits) and scales (float32).
+
+    Per block ``a = amax / C`` (``C = 2^(n-1) - 1``) and the scaler cast of
+    ``a``; per element ``q = x / s``, ``k = round(q)`` by the block format's
+    letter (exact float operations, :func:`.float_ops.round_magnitude`),
+    clamped (an infinite quotient lands on the range end), and ``k * s``. A
+    block whose scale is 0 divides by ``+Inf`` and multiplies by 0 (zeros
+    with the inputs' signs); a NaN/Inf block is NaN. IEEE backends do exactly
+    that; XLA rewrites a division by a broadcast operand into a reciprocal
+    product, so the divisors are run-time values behind
+    :func:`.._backend.rounding_point` there, and flushes subnormals, which
+    :func:`.guards.sbfp_safe` rules out.
+    """
+    blocks, amax = block_maxima(xp, x, fmt, ctx, amax)
+    s = block_scales(xp, amax, fmt, ctx) if scale is None else scale
+    zero_block = B.f32_to_i32(s) == 0  # on bits: XLA compares a subnormal s as zero
+    s_div = xp.where(zero_block, xp.full_like(s, float("inf")), s)
+    grouped = blocks.group(xp, x, 0)
+    gw = None if words is None else blocks.group(xp, words, 0)
+    divisor = xp.broadcast_to(s_div, grouped.shape)
+    if not ctx.ieee:
+        divisor = B.rounding_point(divisor)
+    r_letter = fmt.block.rounding
+    if r_letter in ("U", "D"):
+        q = grouped / divisor
+        k = xp.ceil(q) if r_letter == "U" else xp.floor(q)
+    else:
+        # |q| = |x| / s, so that the division has one use (XLA materializes a
+        # quotient it would otherwise need several times); the sign from the bits
+        neg = (B.f32_to_i32(grouped) < 0) if r_letter == "S" else None
+        k = xp.copysign(round_magnitude(xp, xp.abs(grouped) / divisor, r_letter, ctx, gw, neg), grouped)
+    k = xp.clip(k, float(fmt.block.k_min), float(fmt.block.k_max))
+    r = nan_blocks(xp, k * s, nan_block(amax), ctx)
+    return ungroup(xp, r, blocks)
+
+
+def cast_guarded(xp: Any, x: Array, fmt: ScaledBFP, words: Array | None, ctx: Ctx) -> Array:
+    """XLA: :func:`cast_float` when :func:`.guards.sbfp_safe` allows it, else the
+    integer kernel (one ``cond``, which also keeps XLA from recomputing the
+    block scales for every element)."""
+    if fmt.block.rounding in ("S", "U", "D"):
+        amax, low = block_max_and_lowest(xp, x, blocking_for(x, fmt))
+    else:
+        _, amax = block_maxima(xp, x, fmt, ctx)
+        low = None
+    s = block_scales(xp, amax, fmt, ctx)
+    safe = sbfp_safe(fmt.block.k_max, fmt.block.rounding, amax, s, low)
+
+    def fast(v: Array, a: Array, sc: Array, w: Array | None) -> Array:
+        return cast_float(xp, v, fmt, B.as_top24(w), ctx, amax=a, scale=sc)
+
+    def slow(v: Array, a: Array, sc: Array, w: Array | None) -> Array:
+        return cast_integer(xp, v, fmt, w, ctx)
+
+    return choose(safe, fast, slow, x, amax, s, words)
+
+
+PATHS = (
+    Path("sbfp.float", "NumPy and PyTorch (eager and compiled): the format's own float operations",
+         ieee_only, cast_float),
+    Path("sbfp.float|integer", "JAX: the float kernel when every block's a = amax / C is normal and its "
+         "scale 0 or at least 2^-124 (S, U, D: every quotient normal), else the integer kernel",
+         xla_only, cast_guarded, words="raw"),
+    Path("sbfp.integer", "always (the exact integer pipeline)", always, cast_integer),
+)

@@ -56,15 +56,14 @@ class Blocking:
         if self.padded:
             pad_shape = list(self.shape)
             pad_shape[self.axis] = self.nblocks * self.block - self.length
-            kw = {"device": a.device} if B.backend_name(a) == "torch" else {}
-            pad = xp.full(tuple(pad_shape), fill, dtype=a.dtype, **kw)
+            pad = xp.full(tuple(pad_shape), fill, dtype=a.dtype, **B.device_kwargs(a))
             a = xp.concat([a, pad], axis=self.axis)
         return xp.reshape(a, self.grouped_shape())
 
     def reduce_max(self, xp: Any, a: Array, tree: bool = False) -> Array:
         """Per-block maximum of ``a`` (short block padded with 0), shape ``pre + (nb, 1) + post``.
 
-        ``tree`` (JAX, blocks of a power of two along the last axis): a tree
+        ``tree`` (for XLA; used for blocks of a power of two along the last axis): a tree
         of strided maxima, which XLA on CPU runs about three times faster than
         its reduction over a short minor axis. It pays only where the result
         is materialized (e.g. passed through ``lax.cond``): otherwise XLA may
@@ -72,7 +71,7 @@ class Blocking:
         """
         grouped = self.group(xp, a, 0)
         b = self.block
-        if tree and self.axis == len(self.shape) - 1 and b & (b - 1) == 0 and B.backend_name(a) == "jax":
+        if tree and self.axis == len(self.shape) - 1 and b & (b - 1) == 0:
             while grouped.shape[-1] > 1:
                 grouped = xp.maximum(grouped[..., 0::2], grouped[..., 1::2])
             return grouped
@@ -84,8 +83,7 @@ class Blocking:
             # gather by block index (a broadcast + reshape + slice of the padded
             # layout is miscompiled by torch.compile/inductor on CPU)
             per_block = xp.squeeze(per_block, axis=self.axis + 1)
-            kw = {"device": per_block.device} if B.backend_name(per_block) == "torch" else {}
-            index = xp.arange(self.length, **kw) // self.block
+            index = xp.arange(self.length, **B.device_kwargs(per_block)) // self.block
             return xp.take(per_block, index, axis=self.axis)
         full = xp.broadcast_to(per_block, self.grouped_shape())
         return xp.reshape(full, self.shape)
