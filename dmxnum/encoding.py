@@ -59,8 +59,9 @@ def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | No
     integer-code formats (XP, BFP, MXINT, SBFP elements) have no -0 (+0 comes
     back) and NaN blocks are stored with the NaN scale code. Unclamped XP has
     no fixed width (``ValueError``); formats without a NaN code (XP, FP scheme
-    A, SBFP with a scheme-A scaler) reject NaN inputs with ``ValueError`` in
-    eager mode (under ``jax.jit`` those codes are unspecified).
+    A, FP scheme I with ``m = 0``, SBFP with a scheme-A scaler) reject NaN
+    inputs with ``ValueError`` in eager mode (under ``jax.jit`` those codes
+    are unspecified).
     """
     from .casting import cast
     from .formats.grammar import parse
@@ -79,7 +80,8 @@ def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | No
 
 
 def _encode_fp(xp: Any, x: Array, p: I.Parts, fmt: FloatingPoint) -> Encoded:
-    _reject_nan(p, fmt, fmt.scheme == "A")
+    # scheme I with m = 0: NaN's code (all-ones exponent and mantissa) is Inf's
+    _reject_nan(p, fmt, fmt.scheme == "A" or (fmt.scheme == "I" and fmt.man_bits == 0))
     return Encoded(_store(xp, _fp_codes(xp, p, fmt, 0), _fp_width(fmt)), None, fmt)
 
 

@@ -129,10 +129,13 @@ def stochastic_subnormals(xp: Any, x: Array, k: Array, qe: Array, words: Array) 
     integers (for XLA on CPU, which reads them as zero). With ``qe >= -124``,
     ``t = mag * 2^(-149 - qe) < 1/4``: ``F = floor(t * 2^24)`` is
     ``mag >> (qe + 125)``, ``sticky`` the bits shifted out; ``x > 0`` rounds up
-    iff ``t > w * 2^-24``, ``x < 0`` iff ``t >= 1 - w * 2^-24``."""
+    iff ``t > w * 2^-24``, ``x < 0`` iff ``t >= 1 - w * 2^-24``. The shift is
+    capped at 24 (``mag < 2^23``: the same ``F = 0`` and ``sticky``): capped
+    at 31, the mask ``2^31 - 1`` made ``sticky`` the test ``|x| bits != 0``,
+    which LLVM rewrites to the float ``x != 0``, false for a subnormal."""
     bits = B.f32_to_i32(x)
     mag = bits & I.MAG_MASK
-    shift = xp.clip(qe + 125, 1, 31)
+    shift = xp.clip(qe + 125, 1, 24)
     frac = mag >> shift
     sticky = (mag & ((xp.ones_like(shift) << shift) - 1)) != 0
     neg = bits < 0

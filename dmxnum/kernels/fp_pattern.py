@@ -148,7 +148,7 @@ def _subnormal_up(xp: Any, mag: Array, neg: Array, qe: int, r: str, words: Array
     ``mag >> (qe + 125)`` and ``sticky`` marks the bits shifted out."""
     if r in ("U", "D"):
         return (mag != 0) & (~neg if r == "U" else neg)
-    shift = min(qe + 125, 31)
+    shift = min(qe + 125, 24)  # mag < 2^23: F, sticky as for 31 (see float_ops.stochastic_subnormals)
     frac = mag >> shift
     sticky = (mag & ((1 << shift) - 1)) != 0
     return xp.where(neg, frac >= (1 << 24) - words, (frac > words) | ((frac == words) & sticky))

@@ -99,7 +99,14 @@ def cast_integer(xp: Any, x: Array, fmt: ScaledBFP, words: Array | None, ctx: Ct
     xs_bits = I.compose(xp, p.sig, xp.maximum(qx, xp.full_like(qx, -149)))
     xs_bits = xp.where(tiny | (p.sig == 0), xp.full_like(xs_bits, 0x3F800000), xs_bits)
     num = B.i32_to_f32(xs_bits)
-    den = B.rounding_point(B.i32_to_f32(s_unit_e))
+    den = B.i32_to_f32(s_unit_e)
+    if not ctx.ieee:
+        # a where on the data keeps the divisor full-shape: for a single block
+        # XLA moved the rounding point before the broadcast of the scalar scale
+        # and divided by its reciprocal (inexact). Where num is the stand-in 1,
+        # any divisor will do
+        den = xp.where(tiny | (p.sig == 0), xp.ones_like(den), den)
+    den = B.rounding_point(den)
     quot = num / den  # normal / [1, 2): exact IEEE, no subnormals involved
     qp = I.split(xp, B.f32_to_i32(quot))
     qp = I.Parts(qp.bits, p.neg, qp.mag, qp.sig, qp.e, qp.lg)
@@ -207,6 +214,11 @@ def cast_float(
     gw = None if words is None else blocks.group(xp, words, 0)
     divisor = xp.broadcast_to(s_div, grouped.shape)
     if not ctx.ieee:
+        # a where on the data keeps the divisor full-shape: for a single block
+        # XLA moved the rounding point before the broadcast of the scalar scale
+        # and divided by its reciprocal (inexact; 0 for s > 2^126, flushed).
+        # NaN elements divide by 1: their block is NaN anyway
+        divisor = xp.where(xp.isnan(grouped), xp.ones_like(divisor), divisor)
         divisor = B.rounding_point(divisor)
     r_letter = fmt.block.rounding
     if r_letter in ("U", "D"):

@@ -145,9 +145,13 @@ class Arith:
         return self.r(a * b)
 
     def div(self, a: Array, b: Array) -> Array:
-        """``a / b`` rounded to NF; ``b`` is broadcast to ``a``'s shape behind a rounding point."""
+        """``a / b`` rounded to NF; ``b`` is broadcast to ``a``'s shape behind a rounding point
+        (and a ``where`` on ``a``: for a single row XLA moved the rounding point
+        before the broadcast and divided by the reciprocal; NaN ``a`` divide by 1)."""
         xp = self.xp
-        b = B.rounding_point(xp.broadcast_to(b, a.shape) if tuple(b.shape) != tuple(a.shape) else b)
+        if tuple(b.shape) != tuple(a.shape):
+            b = xp.where(xp.isnan(a), xp.ones_like(a), xp.broadcast_to(b, a.shape))
+        b = B.rounding_point(b)
         return self.r(a / b)
 
 

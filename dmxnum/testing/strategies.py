@@ -16,10 +16,22 @@ Composable in the style of ``hypothesis.extra.numpy``::
 The float32 data favour the values where numerics break: ±0, subnormals
 (smallest, largest, random), powers of two, exact ties of common grids
 (odd multiples of a power of two with few significant bits) and their
-neighbours, the largest finite values of common formats and the overflow
-thresholds just above them, float32 max, ±Inf, NaN (several payloads), values
-clustered around one exponent per array (so blocks have interesting
-spreads), and random finite bit patterns over all exponents.
+neighbours, the largest finite values of common formats, the overflow
+thresholds just above them and twice them, 2^127 and float32 max, ±Inf, NaN
+(several payloads), values clustered around one exponent per array (so
+blocks have interesting spreads), and random finite bit patterns over all
+exponents. Given a format (:func:`arrays_for`, or ``fmt=`` of
+:func:`float32_arrays`), the arrays also favour values at and above that
+format's largest value (the value, its float32 neighbours, the overflow tie,
+twice it, 2^127, float32 max, ±Inf).
+
+:func:`formats` draws extreme parameters now and then (about one draw in
+five of each family): FP with ``e = 8``, the fewest mantissa bits (``m = 0``)
+and a bias at either end of the valid range (the lowest puts the largest
+value in float32's top binade ``[2^127, 2^128)``, the highest the smallest
+value at ``2^-149``), signed or unsigned; XP with a fraction at the ends of
+its range or at the power-of-two boundaries (``|f|`` near 126); SBFP with
+such scalers and the narrowest or widest block integers.
 """
 
 from __future__ import annotations
@@ -74,29 +86,64 @@ def _choice(values: Iterable[str] | str | None, allowed: Sequence[str], what: st
     return tuple(dict.fromkeys(chosen))
 
 
+def _extreme(draw: st.DrawFn, one_in: int) -> bool:
+    """Whether this draw takes extreme parameters (about ``1 / one_in`` of the
+    draws; shrinks to the ordinary ones)."""
+    return draw(st.integers(0, one_in - 1)) == one_in - 1
+
+
+#: XP fractions worth hitting: powers 2^±f at the edge of the normal range
+#: (the float paths use 2^f and 2^-f as constants; JAX needs quanta >= 2^-124)
+_XP_FRAC_EDGES = (-127, -126, -125, -1, 0, 1, 23, 24, 123, 124, 125, 126, 127, 148, 149)
+
+
 @st.composite
-def _fixed_points(draw: st.DrawFn, roundings: tuple[str, ...], block_part: bool = False) -> FixedPoint:
-    bits = draw(st.integers(2, 25))
+def _fixed_points(draw: st.DrawFn, roundings: tuple[str, ...], block_part: bool = False,
+                  one_in: int = 3) -> FixedPoint:
+    extreme = _extreme(draw, one_in)
+    widths = st.integers(2, 25)
+    bits = draw(st.one_of(st.sampled_from((2, 3, 24, 25)), widths) if extreme else widths)
     if block_part:  # SBFP block: clamped XP[n,0]
         return FixedPoint(bits, 0, True, draw(st.booleans()), draw(st.sampled_from(roundings)))
-    # the valid fraction range is bits-128 .. 149; favour the useful middle
-    frac = draw(st.one_of(st.integers(-4, 24), st.integers(bits - 128, 149)))
+    if extreme:
+        # the ends of the valid range bits-128 .. 149 (largest value in
+        # float32's top binade; quantum 2^-149) and the power-of-two edges
+        edges = sorted({bits - 127, 148, *(f for f in _XP_FRAC_EDGES if f >= bits - 128)})
+        frac = draw(st.one_of(st.sampled_from((bits - 128, 149)), st.sampled_from(edges)))
+    else:
+        # the valid fraction range is bits-128 .. 149; favour the useful middle
+        frac = draw(st.one_of(st.integers(-4, 24), st.integers(bits - 128, 149)))
     return FixedPoint(bits, frac, draw(st.booleans()), draw(st.booleans()), draw(st.sampled_from(roundings)))
 
 
 @st.composite
-def _floating_points(draw: st.DrawFn, roundings: tuple[str, ...], schemes: tuple[str, ...] = SCHEMES) -> FloatingPoint:
+def _floating_points(draw: st.DrawFn, roundings: tuple[str, ...], schemes: tuple[str, ...] = SCHEMES,
+                     one_in: int = 3) -> FloatingPoint:
     scheme = draw(st.sampled_from(schemes))
-    exp_bits = draw(st.integers(1 if scheme == "A" else 2, 8))
-    top_low, _ = fp_bias_range(exp_bits, 0, scheme)
-    # mantissa bits for which some bias is valid: 150 - m >= top - 127
-    man_bits = draw(st.integers(1 if scheme == "E" else 0, min(23, 150 - top_low)))
-    low, high = fp_bias_range(exp_bits, man_bits, scheme)
-    standard = (1 << (exp_bits - 1)) - 1
-    biases = [st.integers(low, high)]
-    if low <= standard <= high:
-        biases.insert(0, st.just(standard))
-    bias = draw(st.one_of(biases))
+    extreme = _extreme(draw, one_in)
+    fewest_e = 1 if scheme == "A" else 2
+    fewest_m = 1 if scheme == "E" else 0
+    if extreme:
+        # e = 8 (float32's exponent range) or any, the fewest mantissa bits
+        # (m = 0, or 1 for scheme E) or any, and the ends of the bias range:
+        # the lowest puts the largest value in float32's top binade
+        # [2^127, 2^128), the highest the smallest value at 2^-149
+        exp_bits = draw(st.one_of(st.just(8), st.integers(fewest_e, 8)))
+        top_low, _ = fp_bias_range(exp_bits, 0, scheme)
+        man_bits = draw(st.one_of(st.just(fewest_m), st.integers(fewest_m, min(23, 150 - top_low))))
+        low, high = fp_bias_range(exp_bits, man_bits, scheme)
+        bias = draw(st.sampled_from((low, low, min(low + 1, high), high)))
+    else:
+        exp_bits = draw(st.integers(fewest_e, 8))
+        top_low, _ = fp_bias_range(exp_bits, 0, scheme)
+        # mantissa bits for which some bias is valid: 150 - m >= top - 127
+        man_bits = draw(st.integers(fewest_m, min(23, 150 - top_low)))
+        low, high = fp_bias_range(exp_bits, man_bits, scheme)
+        standard = (1 << (exp_bits - 1)) - 1
+        biases = [st.integers(low, high)]
+        if low <= standard <= high:
+            biases.insert(0, st.just(standard))
+        bias = draw(st.one_of(biases))
     return FloatingPoint(draw(st.booleans()), exp_bits, man_bits, bias, draw(st.booleans()),
                          draw(st.sampled_from(roundings)), scheme)
 
@@ -133,7 +180,12 @@ def formats(
     range (the standard bias ``2^(e-1)-1`` favoured), BFP, MXINT, all five MX
     elements, and SBFP with any clamped block and S/E/A scaler. The named
     formats of the alias table (FP16, BF16, INT8, BFP16_32_LD, ...) that fit
-    the selection are drawn more often.
+    the selection are drawn more often. About one draw in five of the XP, FP
+    and SBFP families takes extreme parameters: FP with ``e = 8``, ``m = 0``
+    and the lowest bias (largest value in float32's top binade) or the
+    highest (smallest value ``2^-149``); XP with a fraction at the ends of its
+    range or at the edges of the normal powers of two; SBFP with such a
+    scaler or a 2-, 3-, 24- or 25-bit block.
 
     Raises:
         ValueError: unknown family or rounding, or a selection that leaves
@@ -163,8 +215,8 @@ def formats(
         "MXINT": st.builds(MXInt, st.one_of(st.just(8), st.integers(2, 24)), sizes, axis),
         "MXFP": st.sampled_from(sorted(ELEMENT_FORMATS)).flatmap(
             lambda em: st.builds(MXFloat, st.just(em[0]), st.just(em[1]), sizes, axis)),
-        "SBFP": st.builds(ScaledBFP, _fixed_points(rounds, block_part=True),
-                          _floating_points(scaler_rounds, ("S", "E", "A")), sizes, axis),
+        "SBFP": st.builds(ScaledBFP, _fixed_points(rounds, block_part=True, one_in=8),
+                          _floating_points(scaler_rounds, ("S", "E", "A"), one_in=6), sizes, axis),
     }
     # the named formats of the alias table that fit the selection, drawn now and then
     for family, cls in (("XP", FixedPoint), ("FP", FloatingPoint), ("BFP", BlockFloatingPoint), ("MXINT", MXInt)):
@@ -178,7 +230,7 @@ def formats(
 
 def _fits(fmt: Format, roundings: tuple[str, ...], max_block_size: int, axes: tuple[int, ...]) -> bool:
     """Whether a named format respects the rounding and block selection of :func:`formats`."""
-    if getattr(fmt, "rounding", "N") not in roundings:
+    if fmt.rounding not in roundings:
         return False
     return not fmt.blocked or (fmt.block_size <= max_block_size and fmt.axis in axes)  # type: ignore[attr-defined]
 
@@ -199,20 +251,22 @@ def edge_magnitudes() -> tuple[int, ...]:
     """Bit patterns (positive) of the limit values of common formats, sorted.
 
     For every FP and XP alias and every MX element format: the largest
-    finite value, the overflow threshold half a quantum above it (a tie), the
-    smallest normal and smallest positive values and half of the latter (a
-    tie with zero); each with its float32 neighbours. Plus float32's own
-    limits (max, smallest normal, largest and smallest subnormal) and 1.
+    finite value, the overflow threshold half a quantum above it (a tie),
+    twice the largest value, the smallest normal and smallest positive values
+    and half of the latter (a tie with zero); each with its float32
+    neighbours. Plus float32's own limits (max, smallest normal, largest and
+    smallest subnormal), 2^127 and 1.
     """
-    values: set[float] = {1.0, float(np.finfo(np.float32).max), 2.0**-126, 2.0**-149, 2.0**-126 - 2.0**-149}
+    values: set[float] = {1.0, float(np.finfo(np.float32).max), 2.0**127, 2.0**-126, 2.0**-149,
+                          2.0**-126 - 2.0**-149}
     fmts = {f for f in [*ALIASES.values(), *ELEMENT_FORMATS.values()] if isinstance(f, (FloatingPoint, FixedPoint))}
     for fmt in fmts:
         if isinstance(fmt, FloatingPoint):
-            values |= {fmt.max_value, fmt.max_value + 2.0 ** (fmt.emax - fmt.man_bits - 1),
+            values |= {fmt.max_value, fmt.max_value + 2.0 ** (fmt.emax - fmt.man_bits - 1), 2 * fmt.max_value,
                        fmt.min_normal, fmt.min_positive, fmt.min_positive / 2}
         else:
-            values |= {fmt.max_value, fmt.max_value + fmt.min_positive / 2, fmt.min_positive / 2,
-                       -fmt.k_min * fmt.min_positive}
+            values |= {fmt.max_value, fmt.max_value + fmt.min_positive / 2, 2 * fmt.max_value,
+                       fmt.min_positive / 2, -fmt.k_min * fmt.min_positive}
     bits: set[int] = set()
     for value in values:
         b = _bits_of(value)
@@ -231,18 +285,22 @@ _SUBNORMALS = np.array([1, _MAN, 0x40_0000, 2, 0x7F_FFFE], dtype=np.int64)
 # Each element is decoded from 6 drawn bytes: the first picks a category
 # through a 256-entry table built from these weights, the other 40 bits are
 # its payload. All-zero bytes decode to +0, so shrinking leads to zeros.
-_CATEGORIES = ("zero", "power2", "tie", "edge", "ordinary", "anything", "subnormal", "center", "inf", "nan")
+# "limit" (only given a format): values at and above the format's largest.
+_CATEGORIES = ("zero", "power2", "tie", "edge", "ordinary", "anything", "subnormal", "center", "inf", "nan",
+               "limit")
 _WEIGHTS = {"zero": 16, "power2": 20, "tie": 40, "edge": 24, "ordinary": 28, "anything": 28,
-            "subnormal": 24, "center": 52, "inf": 12, "nan": 12}
+            "subnormal": 24, "center": 52, "inf": 12, "nan": 12, "limit": 40}
 _BYTES = 6
 _CHUNK = 16  # elements per drawn chunk of bytes
 _MAX_DRAWN_ELEMENTS = 256  # beyond this, the rest come from a drawn seed (keeps examples small)
 
 
 @functools.lru_cache(maxsize=None)
-def _category_table(allow_nan: bool, allow_inf: bool, allow_subnormal: bool, center: bool) -> np.ndarray:
+def _category_table(allow_nan: bool, allow_inf: bool, allow_subnormal: bool, center: bool,
+                    limit: bool = False) -> np.ndarray:
     """Category index for each value of the selector byte."""
-    off = {"nan": not allow_nan, "inf": not allow_inf, "subnormal": not allow_subnormal, "center": not center}
+    off = {"nan": not allow_nan, "inf": not allow_inf, "subnormal": not allow_subnormal, "center": not center,
+           "limit": not limit}
     ids = [i for i, name in enumerate(_CATEGORIES) if not off.get(name, False)]
     cumulative = np.cumsum([_WEIGHTS[_CATEGORIES[i]] for i in ids], dtype=np.float64)
     cumulative *= 256 / cumulative[-1]
@@ -251,10 +309,14 @@ def _category_table(allow_nan: bool, allow_inf: bool, allow_subnormal: bool, cen
 
 
 def _decode(raw: bytes, allow_nan: bool, allow_inf: bool, allow_subnormal: bool,
-            center: int | None) -> np.ndarray:
-    """Decode ``len(raw) // 6`` float32 bit patterns (uint32) from drawn bytes."""
+            center: int | None, limits: np.ndarray | None = None) -> np.ndarray:
+    """Decode ``len(raw) // 6`` float32 bit patterns (uint32) from drawn bytes.
+
+    ``limits``: magnitude bit patterns of the "limit" category (none: off).
+    """
     b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _BYTES).astype(np.int64)
-    table = _category_table(allow_nan, allow_inf, allow_subnormal, center is not None)
+    has_limits = limits is not None and len(limits) > 0
+    table = _category_table(allow_nan, allow_inf, allow_subnormal, center is not None, has_limits)
     cat = table[b[:, 0]]
     u = np.zeros(len(b), dtype=np.int64)  # 40 payload bits
     for i in range(1, _BYTES):
@@ -293,12 +355,13 @@ def _decode(raw: bytes, allow_nan: bool, allow_inf: bool, allow_subnormal: bool,
         (near << 23) | mantissa,               # center: within ±3 binades of the array's exponent
         np.full_like(u, _INF),                 # inf
         nan,                                   # nan
+        limits[u % len(limits)] if has_limits else np.zeros_like(u),  # limit: at and above a format's max
     ])
     return (sign | magnitude).astype(np.uint32)
 
 
 def _words(draw: st.DrawFn, count: int, allow_nan: bool, allow_inf: bool, allow_subnormal: bool,
-           center: int | None) -> np.ndarray:
+           center: int | None, limits: np.ndarray | None = None) -> np.ndarray:
     """``count`` float32 bit patterns (uint32) drawn for one array."""
     drawn = min(count, _MAX_DRAWN_ELEMENTS)
     # fixed-size chunks: a single draw whose size follows the shape is often
@@ -308,7 +371,7 @@ def _words(draw: st.DrawFn, count: int, allow_nan: bool, allow_inf: bool, allow_
     if count > drawn:  # large arrays: the rest from a seeded generator, same distribution
         seed = draw(st.integers(0, 2**64 - 1))
         raw += np.random.default_rng(seed).bytes((count - drawn) * _BYTES)
-    return _decode(raw, allow_nan, allow_inf, allow_subnormal, center)
+    return _decode(raw, allow_nan, allow_inf, allow_subnormal, center, limits)
 
 
 @st.composite
@@ -325,7 +388,7 @@ def float32_values(
     Draws ±0, subnormals (smallest, largest, random), powers of two, exact
     ties of grids with 1..24 significant bits (mostly 1..12; some nudged by
     one ulp), the limits of common formats (65504, 448, 57344, 240, 6, 7.5,
-    28, float32 max, the overflow thresholds above them, ... see
+    28, float32 max, 2^127, the overflow thresholds above them, twice them, ... see
     :func:`edge_magnitudes`), ordinary values of magnitude about 0.5..64,
     random finite bit patterns over every exponent, ±Inf and NaN (quiet and
     signalling payloads, both signs). Shrinks towards +0.
@@ -347,19 +410,67 @@ def _shape_strategy(shape: ShapeArg, min_dims: int, max_dims: int, min_side: int
     return st.just(tuple(shape))
 
 
+def _limit_values(fmt: Format) -> list[float]:
+    """Values at and above ``fmt``'s largest value (for SBFP also the block
+    maxima that give its scaler's largest scales; for MXFP the element's
+    limits in the top binades of the shared scale), where saturation and
+    overflow handling break. Without float32's own limits."""
+    values: list[float] = []
+    top = getattr(fmt, "max_value", None)
+    if isinstance(top, float) and np.isfinite(top) and top > 0:
+        values += [top, 2 * top]
+        if isinstance(fmt, FloatingPoint):
+            values.append(top + 2.0 ** (fmt.emax - fmt.man_bits - 1))  # the overflow tie
+        elif isinstance(fmt, FixedPoint):
+            values.append(top + fmt.min_positive / 2)
+        elif isinstance(fmt, (BlockFloatingPoint, MXInt)):
+            bfp = fmt.as_bfp if isinstance(fmt, MXInt) else fmt
+            values.append(top + 2.0 ** (127 - (bfp.man_bits - 2) - 1))
+    if isinstance(fmt, ScaledBFP):
+        scaler = _limit_values(fmt.scaler)
+        values += scaler + [v * fmt.block.k_max for v in scaler]
+    if isinstance(fmt, MXFloat):
+        values += [v * 2.0**e for v in _limit_values(fmt.element) for e in (127 - fmt.element_emax, 120)]
+    return values
+
+
+def _limit_magnitudes(fmt: Format) -> tuple[int, ...]:
+    """Bit patterns (positive, finite) at and above ``fmt``'s largest value:
+    the largest value and its float32 neighbours, the overflow tie above it
+    (FP, XP, BFP), twice it, float32's top binade (2^127) and float32 max;
+    those that are float32 values."""
+    bits: set[int] = set()
+    for value in [float(np.finfo(np.float32).max), 2.0**127, *_limit_values(fmt)]:
+        b = _bits_of(value)
+        if b is not None:
+            bits.update(n for n in (b - 1, b, b + 1) if 0 < n <= _MAX_FINITE)
+    return tuple(sorted(bits))
+
+
 @st.composite
 def _arrays(draw: st.DrawFn, shapes: st.SearchStrategy[tuple[int, ...]],
             elements: st.SearchStrategy | None, allow_nan: bool, allow_inf: bool,
-            allow_subnormal: bool) -> np.ndarray:
+            allow_subnormal: bool, fmt: Format | None = None) -> np.ndarray:
     shape = tuple(draw(shapes))
     if elements is not None:
         return draw(hnp.arrays(np.float32, shape, elements=elements))
-    # one exponent per array around which many elements cluster
-    center = draw(st.one_of(st.integers(117, 137), st.integers(1, 254)))
+    limits = np.array(_limit_magnitudes(fmt) if fmt is not None else (), dtype=np.int64)
+    # one exponent per array around which many elements cluster (given a
+    # format, sometimes the exponent field of its largest value)
+    centers = [st.integers(117, 137), st.integers(1, 254)]
+    top = _bits_of(fmt.max_value) if fmt is not None and isinstance(getattr(fmt, "max_value", None), float) else None
+    if top is not None and top >= 0x0080_0000:
+        centers.append(st.just(top >> 23))
+    center = draw(st.one_of(centers))
     # about half the arrays hold no NaN/Inf at all (one NaN or Inf poisons a whole block)
     specials = (allow_nan or allow_inf) and draw(st.booleans())
     count = int(np.prod(shape, dtype=np.int64))
-    words = _words(draw, count, allow_nan and specials, allow_inf and specials, allow_subnormal, center)
+    if not allow_subnormal:
+        limits = limits[limits >= 0x0080_0000]
+    if fmt is not None and allow_inf and specials:  # ±Inf among the values above max too
+        limits = np.append(limits, _INF)
+    words = _words(draw, count, allow_nan and specials, allow_inf and specials, allow_subnormal, center,
+                   limits if len(limits) else None)
     return words.view(np.float32).reshape(shape)
 
 
@@ -375,6 +486,7 @@ def float32_arrays(
     allow_nan: bool = True,
     allow_inf: bool = True,
     allow_subnormal: bool = True,
+    fmt: Format | str | None = None,
 ) -> st.SearchStrategy[np.ndarray]:
     """A strategy for C-contiguous ``numpy.float32`` arrays favouring edge values.
 
@@ -386,6 +498,11 @@ def float32_arrays(
             of the edge-favouring default (then ``allow_*`` are ignored).
         allow_nan, allow_inf, allow_subnormal: include NaN, ±Inf and
             subnormals in the default elements.
+        fmt: a format (value or shorthand) whose largest value the default
+            elements also favour: the value itself, its float32 neighbours,
+            the overflow tie above it, twice it, 2^127, float32 max (and
+            ±Inf when allowed); some arrays then cluster around the binade
+            of that value. :func:`arrays_for` passes its format.
 
     Every element is drawn independently (no background fill) from the
     distribution of :func:`float32_values`, plus, per array, values
@@ -395,8 +512,12 @@ def float32_arrays(
     finite blocks. NaN payloads and the sign
     of zero are preserved (the array is built from uint32 bit patterns).
     """
+    if fmt is not None:
+        from ..formats.grammar import parse
+
+        fmt = parse(fmt)
     return _arrays(_shape_strategy(shape, min_dims, max_dims, min_side, max_side), elements,
-                   allow_nan, allow_inf, allow_subnormal)
+                   allow_nan, allow_inf, allow_subnormal, fmt)
 
 
 @st.composite
@@ -455,7 +576,14 @@ def arrays_for(
     allow_inf: bool = True,
     allow_subnormal: bool = True,
 ) -> st.SearchStrategy[np.ndarray]:
-    """:func:`float32_arrays` with shapes from :func:`shapes_for` ``(fmt)``."""
+    """:func:`float32_arrays` with shapes from :func:`shapes_for` ``(fmt)``.
+
+    The default elements also favour values at and above ``fmt``'s largest
+    value (``float32_arrays(fmt=fmt)``): the value itself, its float32
+    neighbours, the overflow tie, twice it, 2^127, float32 max, and ±Inf when
+    allowed, where saturation and overflow handling break; some arrays
+    cluster around the binade of that largest value.
+    """
     shapes = shapes_for(fmt, max_dims=max_dims, max_side=max_side, max_blocks=max_blocks, max_elements=max_elements)
     return float32_arrays(shapes, elements=elements, allow_nan=allow_nan, allow_inf=allow_inf,
-                          allow_subnormal=allow_subnormal)
+                          allow_subnormal=allow_subnormal, fmt=fmt)

@@ -18,8 +18,8 @@ INTEGER_CODES = ("XP", "BFP", "MXINT", "SBFP")
 def _has_nan_code(fmt) -> bool:
     if isinstance(fmt, FixedPoint):
         return False
-    if isinstance(fmt, FloatingPoint):
-        return fmt.scheme != "A"
+    if isinstance(fmt, FloatingPoint):  # scheme I with m = 0: NaN's code would be Inf's
+        return fmt.scheme != "A" and not (fmt.scheme == "I" and fmt.man_bits == 0)
     if isinstance(fmt, ScaledBFP):
         return fmt.scaler.scheme != "A"
     return True

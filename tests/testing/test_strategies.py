@@ -241,3 +241,60 @@ def test_nan_payloads_and_signs_are_kept():
     nans = nans[(nans & 0x7FFFFF) != 0]
     assert np.any(nans & 0x400000 == 0)  # signalling payloads
     assert np.any(nans >> 31 == 1) and np.any(nans >> 31 == 0)
+
+
+# ------------------------------------------------------------------ extremes
+
+
+def test_fp_formats_favour_extreme_parameters():
+    fps = [f for f in _collect(dt.formats(families="FP"), 300) if isinstance(f, FloatingPoint)]
+    share = lambda pred: np.mean([pred(f) for f in fps])  # noqa: E731
+    assert share(lambda f: f.exp_bits == 8) >= 0.1
+    assert share(lambda f: f.man_bits == 0) >= 0.1
+    assert share(lambda f: f.emax == 127) >= 0.1  # largest value in float32's top binade
+    assert share(lambda f: f.emin - f.man_bits == -149) >= 0.02  # smallest value 2^-149
+    assert share(lambda f: not f.signed) >= 0.2
+    assert any(f.exp_bits == 8 and f.man_bits == 0 and f.emax == 127 and not f.signed for f in fps)
+
+
+def test_xp_and_sbfp_formats_favour_extreme_parameters():
+    xps = _collect(dt.formats(families="XP"), 300)
+    assert np.mean([f.frac == f.bits - 128 for f in xps]) >= 0.02  # largest value in the top binade
+    assert np.mean([f.frac == 149 for f in xps]) >= 0.02
+    assert any(f.frac in (-127, -126, 126, 127) for f in xps)
+    sbfps = _collect(dt.formats(families="SBFP"), 300)
+    assert np.mean([f.scaler.emax == 127 for f in sbfps]) >= 0.04
+    assert np.mean([f.block.bits in (2, 25) for f in sbfps]) >= 0.05
+
+
+@pytest.mark.parametrize("fmt", ["FP[1|8|0,127](_Z)", "FP[0|8|0,127](_N)", "FP[1|5|0,-97](_N)", "FP8_E4M3FN",
+                                 "XP[8,3](CSN)", "XP[25,-103](CSN)", "BFP[8|8]{16,-1}(SN)", "MXFP4_E2M1",
+                                 "SBFP<XP[2,0](C_N)><FP[0|8|0,127](_N)>{2,-1}"])
+def test_arrays_for_reach_the_format_max_and_beyond(fmt):
+    f = parse(fmt)
+    arrays = _collect(dt.arrays_for(f), 200)
+    with np.errstate(over="ignore"):
+        top = np.float32(f.max_value) if np.isfinite(np.float32(f.max_value)) else None
+        wanted = {"f32max": np.finfo(np.float32).max, "2^127": np.float32(2.0**127), "inf": np.float32(np.inf)}
+        if top is not None:
+            wanted |= {"max": top, "next": np.nextafter(top, np.float32(np.inf))}
+            if np.isfinite(np.float32(2 * float(top))):
+                wanted["twice"] = np.float32(2 * float(top))
+    seen = np.abs(np.concatenate([a.ravel() for a in arrays]))
+    for name, value in wanted.items():
+        assert np.any(seen == value), (fmt, name, value)
+    if top is not None:  # values at or above max turn up in a good share of the arrays
+        assert np.mean([np.any(np.abs(a) >= top) for a in arrays]) >= 0.3
+
+
+def test_float32_arrays_take_a_format():
+    arrays = _collect(dt.float32_arrays(fmt="FP[1|5|0,-97](_N)", allow_inf=False), 200)
+    seen = np.abs(np.concatenate([a.ravel() for a in arrays]))
+    assert np.any(seen == np.float32(2.0**127)) and np.any(seen == np.nextafter(np.float32(2.0**127), np.inf))
+    assert not np.isinf(seen).any()
+
+
+def test_arrays_for_limits_respect_the_options():
+    for a in _collect(dt.arrays_for("XP[8,149](CSN)", allow_nan=False, allow_inf=False, allow_subnormal=False), 100):
+        c = _classes(a)
+        assert not (c["nan"].any() or c["inf"].any() or c["subnormal"].any())
