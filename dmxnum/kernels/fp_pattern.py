@@ -71,17 +71,21 @@ def cast_fp_pattern(xp: Any, x: Array, fmt: FloatingPoint, ctx: Ctx, words: Arra
     bits = B.f32_to_i32(x)
     mag = bits & I.MAG_MASK
     neg = bits < 0
-    out = _round_bits(xp, mag, neg, 23 - fmt.man_bits, r, words)
+    out = _round_bits(xp, bits, mag, neg, 23 - fmt.man_bits, r, words)
     if fmt.emin > -126:
         small = mag < I.pow2_bits(fmt.emin)
-        count = int(xp.sum(xp.astype(small, xp.int32))) if ctx.eager else -1
+        where_small = xp.nonzero(small) if ctx.eager else None
+        count = int(where_small[0].shape[0]) if ctx.eager else -1
         if 0 <= count <= B.size(x) // 8:
             # eager, few values below 2^emin: round only those (PyTorch's
-            # eager ``where`` costs about seven elementwise products)
+            # eager ``where`` costs about seven elementwise products); the
+            # indices are found once (each boolean index is a search)
             if count:
                 out = out + 0 if out is mag else out  # a fresh array to write into
-                sub = None if words is None else words[small]
-                out[small] = _round_small(xp, x[small], mag[small], neg[small], fmt, ctx, sub)
+                sub = None if words is None else words[where_small]
+                out[where_small] = _round_small(
+                    xp, x[where_small], mag[where_small], neg[where_small], fmt, ctx, sub
+                )
         elif count >= 0:  # eager, many small values: an integer blend beats ``where`` there
             rounded_small = _round_small(xp, x, mag, neg, fmt, ctx, words)
             out = out + (rounded_small - out) * xp.astype(small, out.dtype)
@@ -97,8 +101,14 @@ def _select_rare(xp: Any, eager: bool, cond: Array, a: Array, b: Array) -> Array
     return xp.where(cond, a, b)
 
 
-def _round_bits(xp: Any, mag: Array, neg: Array, d: int, r: str, words: Array | None) -> Array:
-    """Magnitude bits rounded to a multiple of ``2^d`` by the letter ``r``."""
+def _round_bits(xp: Any, bits: Array, mag: Array, neg: Array, d: int, r: str, words: Array | None) -> Array:
+    """Magnitude bits rounded to a multiple of ``2^d`` by the letter ``r``.
+
+    ``S`` reads the decision as a carry: with ``F < 2^24`` and ``w < 2^24``,
+    ``F > w`` iff ``F + (2^24 - 1 - w) >= 2^24`` and ``F + w >= 2^24`` is
+    itself a carry, so ``up = (F + (x < 0 ? w : w ^ 0xFFFFFF)) >> 24``:
+    integer operations only, no booleans (each a full pass in eager PyTorch).
+    """
     if d == 0:
         return mag
     if r == "N":  # add just under half a quantum, plus one when the kept part is odd
@@ -108,8 +118,8 @@ def _round_bits(xp: Any, mag: Array, neg: Array, d: int, r: str, words: Array | 
     if r == "Z":
         return kept
     elif r == "S":
-        frac = xp.bitwise_left_shift(low, xp.full_like(low, 24 - d))
-        up = (neg & (frac + words >= (1 << 24))) | (~neg & (frac > words))
+        positive = ~(bits >> 31) & 0xFFFFFF  # 0 for x < 0, 2^24 - 1 otherwise
+        return kept + (((low << (24 - d)) + (words ^ positive)) >> 24 << d)
     elif r == "U":
         up = (low != 0) & ~neg
     else:  # D
@@ -159,16 +169,16 @@ def _finish(xp: Any, bits: Array, mag: Array, neg: Array, rounded: Array, fmt: F
     formats (as the integer pipeline)."""
     eager = ctx.eager
     max_mag = I.value_bits(fmt.max_value)
-    top = xp.full_like(rounded, max_mag)
     r = fmt.rounding
     if fmt.scheme != "I" or r == "Z":
-        out = xp.minimum(rounded, top)  # saturate (Inf bits lie above every finite)
+        out = xp.clip(rounded, None, max_mag)  # saturate (Inf bits lie above every finite)
         if fmt.scheme == "I":
             out = _select_rare(xp, eager, mag == I.INF_BITS, xp.full_like(out, I.INF_BITS), out)
     elif r in ("N", "S"):
         out = _select_rare(xp, eager, rounded > max_mag, xp.full_like(rounded, I.INF_BITS), rounded)
     else:  # U, D: overflow goes to Inf one way only; Inf stays Inf
         to_inf = (~neg if r == "U" else neg) | (mag == I.INF_BITS)
+        top = xp.full_like(rounded, max_mag)
         out = _select_rare(xp, eager, rounded > max_mag, xp.where(to_inf, xp.full_like(top, I.INF_BITS), top), rounded)
     if fmt.flush:
         out = xp.where(mag < I.pow2_bits(fmt.emin), xp.zeros_like(out), out)
