@@ -395,6 +395,17 @@ def max_pair_along(a: Array, b: Array, axis: int) -> tuple[Array, Array]:
     return xp.max(a, axis=axis, keepdims=True), xp.max(b, axis=axis, keepdims=True)
 
 
+def materialize(values: tuple) -> tuple:
+    """``values`` unchanged; on JAX computed once and stored (an optimization
+    barrier), so that XLA does not recompute small per-block arrays inside
+    every element of the loop that broadcasts them. Identity elsewhere."""
+    if backend_name(values[0]) == "jax":
+        import jax
+
+        return tuple(jax.lax.optimization_barrier(tuple(values)))
+    return values
+
+
 # (e, m, bias) -> (dtype name, overflows to Inf on NumPy/ml_dtypes, on torch: True/False, None = no dtype)
 _NATIVE_FLOATS = {
     (5, 10, 15): ("float16", True, True),

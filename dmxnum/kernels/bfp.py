@@ -80,12 +80,19 @@ def cast_float(
         # 2^-126, where t < 2^-100 rounds the same way whatever its value
         # (zero, or w == 0 for S, see _round).
         up_scale = float(2 ** (fmt.man_bits - 2))
-        scaled = grouped * B.i32_to_f32((127 - xp.minimum(shared, xp.full_like(shared, 126))) << 23)
-        top = up_scale - (up_scale / 2) * xp.astype(shared == 127, scaled.dtype)  # per block
-        k = round_to_integer(xp, scaled * top, fmt.rounding, ctx, gw, None if normal_products else grouped)
+        down = B.i32_to_f32((127 - xp.minimum(shared, xp.full_like(shared, 126))) << 23)  # per block
+        top = up_scale - (up_scale / 2) * xp.astype(shared == 127, down.dtype)  # per block
+        if not ctx.ieee:
+            # XLA: per-block factors stored once, NaN blocks folded into the
+            # last product (k is finite), instead of recomputed per element
+            up = xp.where(is_nan, xp.full_like(down, float("nan")), pow2(xp, qe))
+            down, top, up = B.materialize((down, top, up))
+        k = round_to_integer(xp, grouped * down * top, fmt.rounding, ctx, gw, None if normal_products else grouped)
     if gw is not None and not ctx.ieee and not normal_products:
         k = stochastic_subnormals(xp, grouped, k, qe, gw)
     k = xp.clip(k, float(fmt.k_min), float(fmt.k_max))
+    if not ctx.ieee:
+        return ungroup(xp, k * up, blocks)
     r = nan_blocks(xp, k * pow2(xp, qe), is_nan, ctx)
     return ungroup(xp, r, blocks)
 

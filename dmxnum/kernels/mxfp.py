@@ -103,11 +103,18 @@ def cast_quantum(xp: Any, x: Array, fmt: MXFloat, ctx: Ctx, amax: Array | None =
     m = el.man_bits
     blocks, amax, shared, grouped = _scaled_blocks(xp, x, fmt, ctx, amax)
     bound = el.max_value * pow2(xp, shared)  # per block
+    lowest = shared + (el.emin + 127)  # per block
+    if not ctx.ieee:
+        # XLA: a NaN bound for NaN blocks (the clamp propagates it, so every
+        # element of the block is NaN), per-block values stored once
+        bound = xp.where(nan_block(amax), xp.full_like(bound, float("nan")), bound)
+        bound, lowest = B.materialize((bound, lowest))
     v = xp.minimum(xp.maximum(grouped, -bound), bound)
-    biased = xp.maximum((B.f32_to_i32(v) >> 23) & 0xFF, shared + (el.emin + 127))
+    biased = xp.maximum((B.f32_to_i32(v) >> 23) & 0xFF, lowest)
     down = B.i32_to_f32((254 + m - biased) << 23)  # 2^(m - E)
     up = B.i32_to_f32((biased - m) << 23)  # 2^(E - m)
-    return _finish(xp, xp.round(v * down) * up, amax, blocks, ctx)
+    r = xp.round(v * down) * up
+    return ungroup(xp, r, blocks) if not ctx.ieee else _finish(xp, r, amax, blocks, ctx)
 
 
 def cast_quantum_or_element(xp: Any, x: Array, fmt: MXFloat, words: Array | None, ctx: Ctx) -> Array:

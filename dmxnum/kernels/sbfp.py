@@ -210,6 +210,11 @@ def cast_float(
     s = block_scales(xp, amax, fmt, ctx) if scale is None else scale
     zero_block = B.f32_to_i32(s) == 0  # on bits: XLA compares a subnormal s as zero
     s_div = xp.where(zero_block, xp.full_like(s, float("inf")), s)
+    if not ctx.ieee:
+        # XLA: NaN blocks folded into the divisor (k, then k * s, are NaN),
+        # per-block values stored once instead of recomputed per element
+        s_div = xp.where(nan_block(amax), xp.full_like(s, float("nan")), s_div)
+        s_div, s = B.materialize((s_div, s))
     grouped = blocks.group(xp, x, 0)
     gw = None if words is None else blocks.group(xp, words, 0)
     divisor = xp.broadcast_to(s_div, grouped.shape)
@@ -230,7 +235,7 @@ def cast_float(
         neg = (B.f32_to_i32(grouped) < 0) if r_letter == "S" else None
         k = xp.copysign(round_magnitude(xp, xp.abs(grouped) / divisor, r_letter, ctx, gw, neg), grouped)
     k = xp.clip(k, float(fmt.block.k_min), float(fmt.block.k_max))
-    r = nan_blocks(xp, k * s, nan_block(amax), ctx)
+    r = k * s if not ctx.ieee else nan_blocks(xp, k * s, nan_block(amax), ctx)
     return ungroup(xp, r, blocks)
 
 
