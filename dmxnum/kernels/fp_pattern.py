@@ -118,8 +118,19 @@ def _round_bits(xp: Any, bits: Array, mag: Array, neg: Array, d: int, r: str, wo
     if r == "Z":
         return kept
     elif r == "S":
-        positive = ~(bits >> 31) & 0xFFFFFF  # 0 for x < 0, 2^24 - 1 otherwise
-        return kept + (((low << (24 - d)) + (words ^ positive)) >> 24 << d)
+        # augmented assignments update arrays made here in place where the
+        # backend allows it (NumPy, PyTorch; JAX rebinds): each new array
+        # costs eager PyTorch several times the operation itself
+        addend = bits >> 31
+        addend ^= -1
+        addend &= 0xFFFFFF  # 0 for x < 0, 2^24 - 1 otherwise
+        addend ^= words
+        low <<= 24 - d
+        low += addend
+        low >>= 24
+        low <<= d
+        kept += low
+        return kept
     elif r == "U":
         up = (low != 0) & ~neg
     else:  # D
@@ -182,7 +193,9 @@ def _finish(xp: Any, bits: Array, mag: Array, neg: Array, rounded: Array, fmt: F
         out = _select_rare(xp, eager, rounded > max_mag, xp.where(to_inf, xp.full_like(top, I.INF_BITS), top), rounded)
     if fmt.flush:
         out = xp.where(mag < I.pow2_bits(fmt.emin), xp.zeros_like(out), out)
-    out = out | (bits & I.SIGN_BIT)
+    if out is mag:  # (m = 23) never update mag itself: NaN is read from it below
+        out = out + 0
+    out |= bits & I.SIGN_BIT  # in place where the backend allows it
     is_nan = mag > I.INF_BITS
     if not fmt.signed:
         out = xp.where((neg | (mag == 0)) & ~is_nan, xp.zeros_like(out), out)
