@@ -78,14 +78,22 @@ def round_magnitude(
         a = xp.minimum(a, xp.full_like(a, 2.0**24))
     k0 = xp.floor(a)
     f = a - k0  # eager: NaN for an infinite t, which then does not round up
-    u = xp.astype(words, a.dtype) * (2.0**-24)
+    u = xp.astype(words, a.dtype, copy=True)
+    u *= 2.0**-24
     if eager:
+        # augmented assignments update the arrays made here in place (a new
+        # array costs eager PyTorch more than the operation itself)
         up_pos = f > u
         if x is not None:
             zero_word = words == 0  # rare: look at the rest only when some word is 0
             if bool(xp.any(zero_word)):
-                up_pos = up_pos | (zero_word & (a == 0) & (x > 0))
-        up = xp.astype(up_pos ^ (neg & ((f >= 1.0 - u) ^ up_pos)), a.dtype)  # neg ? (f >= 1 - u) : up_pos
+                up_pos |= zero_word & (a == 0) & (x > 0)
+        up = f >= 1.0 - u  # neg ? (f >= 1 - u) : up_pos
+        up ^= up_pos
+        up &= neg
+        up ^= up_pos
+        k0 += xp.astype(up, a.dtype)
+        return k0
     else:
         up_pos = xp.ceil(f - u)  # 1 iff f > u, else 0 or -0
         up_neg = 1.0 - xp.ceil((1.0 - u) - f)  # 1 iff f >= 1 - u
