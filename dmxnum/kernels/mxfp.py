@@ -103,18 +103,25 @@ def cast_quantum(xp: Any, x: Array, fmt: MXFloat, ctx: Ctx, amax: Array | None =
     m = el.man_bits
     blocks, amax, shared, grouped = _scaled_blocks(xp, x, fmt, ctx, amax)
     bound = el.max_value * pow2(xp, shared)  # per block
-    lowest = shared + (el.emin + 127)  # per block
+    lowest = (shared + (el.emin + 127)) << 23  # per block: the exponent field of 2^(emin + S)
     if not ctx.ieee:
         # XLA: a NaN bound for NaN blocks (the clamp propagates it, so every
         # element of the block is NaN), per-block values stored once
         bound = xp.where(nan_block(amax), xp.full_like(bound, float("nan")), bound)
         bound, lowest = B.materialize((bound, lowest))
     v = xp.minimum(xp.maximum(grouped, -bound), bound)
-    biased = xp.maximum((B.f32_to_i32(v) >> 23) & 0xFF, lowest)
-    down = B.i32_to_f32((254 + m - biased) << 23)  # 2^(m - E)
-    up = B.i32_to_f32((biased - m) << 23)  # 2^(E - m)
+    field = xp.maximum(B.f32_to_i32(v) & I.INF_BITS, lowest)  # E + 127, in the exponent field
+    # 2^(m - E): (254 + m - (E + 127)) << 23, the constant wrapped to int32
+    # (the difference is in range, since the quantum is normal)
+    down = B.i32_to_f32(_wrap_i32((254 + m) << 23) - field)
+    up = B.i32_to_f32(field - (m << 23))  # 2^(E - m)
     r = xp.round(v * down) * up
     return ungroup(xp, r, blocks) if not ctx.ieee else _finish(xp, r, amax, blocks, ctx)
+
+
+def _wrap_i32(c: int) -> int:
+    """``c`` as the int32 with the same low 32 bits."""
+    return c - (1 << 32) if c >= 1 << 31 else c
 
 
 def cast_quantum_or_element(xp: Any, x: Array, fmt: MXFloat, words: Array | None, ctx: Ctx) -> Array:
