@@ -202,8 +202,8 @@ def cast_float(
     block whose scale is 0 divides by ``+Inf`` and multiplies by 0 (zeros
     with the inputs' signs); a NaN/Inf block is NaN. IEEE backends do exactly
     that; XLA rewrites a division by a broadcast operand into a reciprocal
-    product, so the divisors are run-time values behind
-    :func:`.._backend.rounding_point` there, and flushes subnormals, which
+    product, so the divisors are full-shape run-time values there (a
+    ``where`` on the data), and flushes subnormals, which
     :func:`.guards.sbfp_safe` rules out.
     """
     blocks, amax = block_maxima(xp, x, fmt, ctx, amax)
@@ -219,12 +219,14 @@ def cast_float(
     gw = None if words is None else blocks.group(xp, words, 0)
     divisor = xp.broadcast_to(s_div, grouped.shape)
     if not ctx.ieee:
-        # a where on the data keeps the divisor full-shape: for a single block
-        # XLA moved the rounding point before the broadcast of the scalar scale
-        # and divided by its reciprocal (inexact; 0 for s > 2^126, flushed).
-        # NaN elements divide by 1: their block is NaN anyway
+        # a where on the data makes the divisor a full-shape run-time value,
+        # so XLA cannot turn the division by a broadcast scale into a product
+        # by its reciprocal (inexact; 0 for s > 2^126, flushed). A rounding
+        # point on the broadcast alone was not enough: for a single block XLA
+        # moved it before the broadcast; with the where it is not needed
+        # (1.5x instead of 2.4x of x * 2). NaN elements divide by 1: their
+        # block is NaN anyway
         divisor = xp.where(xp.isnan(grouped), xp.ones_like(divisor), divisor)
-        divisor = B.rounding_point(divisor)
     r_letter = fmt.block.rounding
     if r_letter in ("U", "D"):
         q = grouped / divisor
