@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from . import _backend as B
 from .formats.base import Format
+from .formats.grammar import parse
 from .formats.same import Same
 from .kernels.blocking import normalize_axis
 from .kernels.families import cast_float32, choose_path
@@ -55,8 +56,6 @@ def cast(
     input) and for integer/bool arrays, and ``ValueError`` for malformed
     shorthands, bad axes or missing randomness.
     """
-    from .formats.grammar import parse
-
     fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
     if isinstance(fmt, Same):
         return x

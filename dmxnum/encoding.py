@@ -27,16 +27,18 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _backend as B
+from .casting import cast
 from .formats.base import Format
 from .formats.block import BlockFloatingPoint, MXInt
+from .formats.families import LABELS, family_label
 from .formats.fixed import FixedPoint
 from .formats.floating import FloatingPoint
+from .formats.grammar import parse
 from .formats.mx import MXFloat
 from .formats.same import Same
 from .formats.scaled import ScaledBFP
 from .kernels import bitfields as I
 from .kernels.blocking import Blocking, blocking_for
-from .formats.families import LABELS, family_label
 from .kernels.fp import cast_float_bits
 from .kernels.rules import bfp_shared_exponent, mx_shared_exponent, nan_block
 from .kernels.sbfp import div_by_int_f32_bits, product_bits, scale_parts
@@ -63,9 +65,6 @@ def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | No
     inputs with ``ValueError`` in eager mode (under ``jax.jit`` those codes
     are unspecified).
     """
-    from .casting import cast
-    from .formats.grammar import parse
-
     fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
     if isinstance(fmt, Same):
         raise ValueError("SAME has no storage codes; encode with a concrete format")
@@ -126,8 +125,6 @@ def _as_bfp(fmt: BlockFloatingPoint | MXInt) -> BlockFloatingPoint:
 
 def decode(enc: Encoded | tuple, fmt: Format | str | None = None) -> Array:
     """float32 values of device codes produced by :func:`encode`."""
-    from .formats.grammar import parse
-
     if isinstance(enc, Encoded):
         codes, scales, efmt = enc
     else:
@@ -262,7 +259,7 @@ def _shift(xp: Any, v: Array, right: Array) -> Array:
 # ----------------------------------------------------------------------------- SBFP
 def _encode_sbfp(xp: Any, x: Array, p: I.Parts, fmt: ScaledBFP) -> Encoded:
     blocks, xamax = _input_block_maxima(xp, x, fmt)
-    is_nan = nan_block(blocks.reduce_max(xp, p.mag))
+    is_nan = nan_block(xamax)  # the input's NaN/Inf blocks (a cast value may be Inf: k * s overflows)
     a_bits = div_by_int_f32_bits(xp, I.split(xp, xamax), fmt.block.k_max)
     s_bits = cast_float_bits(xp, I.split(xp, a_bits), fmt.scaler)
     if fmt.scaler.scheme == "A" and _eager_any(xp, is_nan):

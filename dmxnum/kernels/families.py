@@ -8,23 +8,28 @@ applies.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .. import _backend as B
+from ..formats.base import Format
 from ..formats.families import family_entry
+from ..formats.grammar import parse
+from . import bfp, fp, mxfp, mxint, sbfp, xp
 from .blocking import normalize_axis
 from .paths import Ctx, Path, PathInfo, check_backend
 
 Array = Any
+#: kernel module name (the family table's second column) -> module, resolved
+#: once: a lookup at cast time must stay traceable by torch.compile
+_MODULES: dict[str, ModuleType] = {m.__name__.rsplit(".", 1)[1]: m for m in (bfp, fp, mxfp, mxint, sbfp, xp)}
 
 
 def family_module(fmt: Any) -> ModuleType:
     """The kernel module of ``fmt``'s family (``TypeError`` for anything else)."""
-    return importlib.import_module(f"dmxnum.kernels.{family_entry(fmt)[1]}")
+    return _MODULES[family_entry(fmt)[1]]
 
 
 def paths_of(fmt: Any) -> tuple[Path, ...]:
@@ -78,9 +83,6 @@ def kernel_paths(fmt: Any, backend: str, compiled: bool = False) -> list[PathInf
     applies, or why it does not. Raises ``ValueError`` for an unknown backend
     and ``TypeError`` for a format without kernels (``SAME``).
     """
-    from ..formats.base import Format
-    from ..formats.grammar import parse
-
     check_backend(backend)
     fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
     ctx = Ctx(backend, backend == "jax" or (backend == "torch" and bool(compiled)))

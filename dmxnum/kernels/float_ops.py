@@ -78,9 +78,9 @@ def round_magnitude(
         a = xp.minimum(a, xp.full_like(a, 2.0**24))
     k0 = xp.floor(a)
     f = a - k0  # eager: NaN for an infinite t, which then does not round up
-    u = xp.astype(words, a.dtype, copy=True)
-    u *= 2.0**-24
     if eager:
+        u = xp.astype(words, a.dtype, copy=True)
+        u *= 2.0**-24
         # augmented assignments update the arrays made here in place (a new
         # array costs eager PyTorch more than the operation itself)
         up_pos = f > u
@@ -94,7 +94,8 @@ def round_magnitude(
         up ^= up_pos
         k0 += xp.astype(up, a.dtype)
         return k0
-    else:
+    else:  # compiled: no updates in place, which keep inductor from fusing
+        u = xp.astype(words, a.dtype) * (2.0**-24)
         up_pos = xp.ceil(f - u)  # 1 iff f > u, else 0 or -0
         up_neg = 1.0 - xp.ceil((1.0 - u) - f)  # 1 iff f >= 1 - u
         up = xp.where(neg, up_neg, up_pos)

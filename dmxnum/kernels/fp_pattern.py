@@ -71,7 +71,7 @@ def cast_fp_pattern(xp: Any, x: Array, fmt: FloatingPoint, ctx: Ctx, words: Arra
     bits = B.f32_to_i32(x)
     mag = bits & I.MAG_MASK
     neg = bits < 0
-    out = _round_bits(xp, bits, mag, neg, 23 - fmt.man_bits, r, words)
+    out = _round_bits(xp, bits, mag, neg, 23 - fmt.man_bits, r, words, ctx.eager)
     if fmt.emin > -126:
         small = mag < I.pow2_bits(fmt.emin)
         where_small = xp.nonzero(small) if ctx.eager else None
@@ -101,7 +101,9 @@ def _select_rare(xp: Any, eager: bool, cond: Array, a: Array, b: Array) -> Array
     return xp.where(cond, a, b)
 
 
-def _round_bits(xp: Any, bits: Array, mag: Array, neg: Array, d: int, r: str, words: Array | None) -> Array:
+def _round_bits(
+    xp: Any, bits: Array, mag: Array, neg: Array, d: int, r: str, words: Array | None, eager: bool
+) -> Array:
     """Magnitude bits rounded to a multiple of ``2^d`` by the letter ``r``.
 
     ``S`` reads the decision as a carry: with ``F < 2^24`` and ``w < 2^24``,
@@ -117,10 +119,12 @@ def _round_bits(xp: Any, bits: Array, mag: Array, neg: Array, d: int, r: str, wo
     kept = mag - low
     if r == "Z":
         return kept
+    elif r == "S" and not eager:  # compiled: no updates in place (they keep inductor from fusing)
+        positive = ~(bits >> 31) & 0xFFFFFF  # 0 for x < 0, 2^24 - 1 otherwise
+        return kept + (((low << (24 - d)) + (words ^ positive)) >> 24 << d)
     elif r == "S":
-        # augmented assignments update arrays made here in place where the
-        # backend allows it (NumPy, PyTorch; JAX rebinds): each new array
-        # costs eager PyTorch several times the operation itself
+        # eager: updates in place (NumPy, PyTorch): each new array costs
+        # eager PyTorch several times the operation itself
         addend = bits >> 31
         addend ^= -1
         addend &= 0xFFFFFF  # 0 for x < 0, 2^24 - 1 otherwise
@@ -193,9 +197,12 @@ def _finish(xp: Any, bits: Array, mag: Array, neg: Array, rounded: Array, fmt: F
         out = _select_rare(xp, eager, rounded > max_mag, xp.where(to_inf, xp.full_like(top, I.INF_BITS), top), rounded)
     if fmt.flush:
         out = xp.where(mag < I.pow2_bits(fmt.emin), xp.zeros_like(out), out)
-    if out is mag:  # (m = 23) never update mag itself: NaN is read from it below
-        out = out + 0
-    out |= bits & I.SIGN_BIT  # in place where the backend allows it
+    if not eager:
+        out = out | (bits & I.SIGN_BIT)
+    else:
+        if out is mag:  # (m = 23) never update mag itself: NaN is read from it below
+            out = out + 0
+        out |= bits & I.SIGN_BIT  # in place
     is_nan = mag > I.INF_BITS
     if not fmt.signed:
         out = xp.where((neg | (mag == 0)) & ~is_nan, xp.zeros_like(out), out)

@@ -247,3 +247,19 @@ def test_torch_compile_forced_paths_match_reference(fmt: str, path: str) -> None
     compiled = torch.compile(lambda v, w: dmxnum.cast(v, fmt, random_bits=w, path=path), dynamic=False)
     y = compiled(torch.from_numpy(x), None if words is None else torch.from_numpy(words.view(np.int32)))
     assert_bit_exact(y, fmt, x, random_bits=words)
+
+
+def test_family_modules_resolve_for_every_table_entry() -> None:
+    assert {module for _, module in FAMILIES.values()} == set(kfam._MODULES)
+
+
+@pytest.mark.parametrize("fmt", ["XP[8,3](CSS)", "FP[1|5|2,15](_S)", "BFP[8|8]{16,-1}(SN)", "MXFP4[E2M1]{32,-1}",
+                                 "SBFP<XP[8,0](CSS)><FP[1|8|3,127](_N)>{16,-1}"])
+def test_cast_is_one_graph_under_torch_compile(fmt: str) -> None:
+    """Choosing the path is traceable: no graph break inside a cast (a module
+    lookup by name once split every compiled cast in three graphs)."""
+    torch._dynamo.reset()
+    x = torch.randn(8, 48)
+    w = torch.randint(-(2**31), 2**31 - 1, (8, 48), dtype=torch.int32)
+    explained = torch._dynamo.explain(lambda v, ww: dmxnum.cast(v, fmt, random_bits=ww))(x, w)
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
