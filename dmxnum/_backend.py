@@ -426,7 +426,8 @@ def native_float_dtype(fmt: Any, backend: str) -> Any:
     (ml_dtypes on NumPy; PyTorch's own float16/bfloat16/float8 casts). Scheme
     I needs the dtype's own overflow to Inf, which PyTorch's float8_e5m2 cast
     lacks; OCP ``fn`` types have no Inf, so they serve saturating schemes
-    only. JAX: none (its casts are compiled). Tests prove every use against
+    only; scheme A (every code finite) only on the FP6/FP4 types, whose codes
+    are all finite too. JAX: none (its casts are compiled). Tests prove every use against
     the reference.
     """
     if backend == "jax" or fmt.rounding != "N" or fmt.flush or not fmt.signed:
@@ -439,6 +440,8 @@ def native_float_dtype(fmt: Any, backend: str) -> Any:
         return None
     if fmt.scheme == "E" and name != "float8_e4m3fn":
         return None
+    if fmt.scheme == "A" and (ieee_np or name == "float8_e4m3fn"):
+        return None  # scheme A's top binade is finite; an IEEE dtype (or E4M3FN's NaN) reserves it
     if name == "float8_e4m3fn" and fmt.scheme in ("I", "A"):
         return None
     if backend == "numpy":

@@ -173,3 +173,16 @@ def test_jax_jit_softmax_single_row(spec: str, shape: tuple[int, ...]) -> None:
         want = reference_logics.approximate(x, spec)
         ok = same_bits(y, want)
         assert ok.all(), (seed, x[~ok][:4], y[~ok][:4], want[~ok][:4])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("fmt", ["FP[1|5|2,15](_NA)", "FP[1|5|10,15](_NA)", "FP[1|3|2,3](_NA)", "FP[1|2|1,1](_NA)"])
+def test_scheme_a_on_ieee_grids_keeps_its_top_binade(backend: str, fmt: str) -> None:
+    """Scheme A uses the top exponent for finite values: FP[1|5|2,15](_NA)
+    reaches 114688, where float8_e5m2 (an IEEE dtype) overflows at 61440.
+    The eager native-dtype path once served it and gave Inf for 114687.99."""
+    f = dmxnum.parse(fmt)
+    top = np.float32(f.max_value)
+    x = np.array([114687.99, 65520.0, 65536.0, 131008.0, float(top), float(np.nextafter(top, np.float32(0))),
+                  2 * float(top), np.inf, -np.inf, -114687.99], dtype=np.float32)
+    assert_bit_exact(dmxnum.cast(to_backend(x, backend), fmt), fmt, x)

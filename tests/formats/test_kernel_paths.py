@@ -83,6 +83,7 @@ CHOICES = [
     ("FP16", "jax", False, "fp.pattern"),
     ("FP4_E2M1", "numpy", False, "fp.native"),
     ("FP4_E2M1", "torch", False, "fp.quantum"),
+    ("FP[1|5|2,15](_NA)", "numpy", False, "fp.quantum"),
     ("FP[1|5|2,15](_S)", "numpy", False, "fp.pattern"),
     ("FP[1|8|0,127](_Z)", "torch", False, "fp.pattern"),
     ("FP[1|8|1,149](_D)", "jax", False, "fp.integer"),
