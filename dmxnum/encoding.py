@@ -47,11 +47,21 @@ Array = Any
 
 
 class Encoded(NamedTuple):
-    """Device codes: ``codes`` per element and ``scales`` per block (``None`` if unblocked)."""
+    """Device codes: ``codes`` per element and ``scales`` per block (``None`` if unblocked).
+
+    ``scale``: the float32 per-tensor scale of ``NVFP4(T)`` (the ``g`` used),
+    or the static scale ``s`` given to ``encode(..., scale=s)``, else ``None``.
+    ``packed``: whether ``codes`` are packed sub-byte codes along the last
+    axis (``encode(..., packed=True)``); ``length``: then the unpacked length
+    of that axis (``None`` when not packed).
+    """
 
     codes: Array
     scales: Array | None
     fmt: Format
+    scale: Array | None = None
+    packed: bool = False
+    length: int | None = None
 
 
 def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | None = None) -> Encoded:
@@ -126,7 +136,7 @@ def _as_bfp(fmt: BlockFloatingPoint | MXInt) -> BlockFloatingPoint:
 def decode(enc: Encoded | tuple, fmt: Format | str | None = None) -> Array:
     """float32 values of device codes produced by :func:`encode`."""
     if isinstance(enc, Encoded):
-        codes, scales, efmt = enc
+        codes, scales, efmt = enc.codes, enc.scales, enc.fmt
     else:
         codes, scales = enc[0], enc[1]
         efmt = None

@@ -7,8 +7,11 @@ from .floating import FloatingPoint
 from .block import BlockFloatingPoint, MXInt
 from .mx import MXFloat
 from .scaled import ScaledBFP
+from .nvfp4 import NVFP4
+from .catalogue import FormatInfo, catalogue
 
 __all__ = [
     "Format", "ROUNDINGS", "Same", "FixedPoint", "FloatingPoint",
-    "BlockFloatingPoint", "MXInt", "MXFloat", "ScaledBFP",
+    "BlockFloatingPoint", "MXInt", "MXFloat", "ScaledBFP", "NVFP4",
+    "FormatInfo", "catalogue",
 ]

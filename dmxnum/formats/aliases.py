@@ -19,6 +19,7 @@ from .block import BlockFloatingPoint, MXInt
 from .fixed import FixedPoint
 from .floating import FloatingPoint
 from .mx import ELEMENT_FORMATS, MXFloat
+from .nvfp4 import NVFP4
 
 
 def _ieee(exp_bits: int, man_bits: int) -> FloatingPoint:
@@ -44,6 +45,7 @@ def _build() -> dict[str, Format]:
         if element.scheme == "A":
             table[f"FP{width}_E{e}M{m}"] = element
         table[f"MXFP{width}_E{e}M{m}"] = MXFloat(e, m, 32, -1)
+    table["NVFP4"] = NVFP4(16, -1, False)
     # BFP{16,14,12}[A]_{16,32,64,128}_{LD,FD}: the number is the total width
     # of an 8-bit exponent and an 8/6/4-bit mantissa; A = asymmetric; LD is
     # the last dimension (axis -1), FD dimension 1.

@@ -62,6 +62,14 @@ class Format:
         """Smallest positive value the format can produce."""
         return None
 
+    def describe(self) -> Any:
+        """This format's catalogue row: a :class:`dmxnum.formats.catalogue.FormatInfo`
+        ``(name, shorthand, bits_per_element, max_value, min_positive)``,
+        ``name`` its alias or ``None``."""
+        from .catalogue import describe
+
+        return describe(self)
+
     def __call__(self, x: Any, key: Any = None, random_bits: Any = None) -> Any:
         """Cast ``x`` to this format; same as ``dmxnum.cast(x, self, ...)``."""
         from ..casting import cast

@@ -14,6 +14,7 @@ from .block import BlockFloatingPoint, MXInt
 from .fixed import FixedPoint
 from .floating import FloatingPoint
 from .mx import MXFloat
+from .nvfp4 import NVFP4
 from .scaled import ScaledBFP
 
 #: format class -> (family label, kernel module in ``dmxnum.kernels``)
@@ -24,6 +25,7 @@ FAMILIES: dict[type, tuple[str, str]] = {
     MXInt: ("MXINT", "mxint"),
     MXFloat: ("MXFP", "mxfp"),
     ScaledBFP: ("SBFP", "sbfp"),
+    NVFP4: ("NVFP4", "nvfp4"),
 }
 #: family labels in table order
 LABELS: tuple[str, ...] = tuple(label for label, _ in FAMILIES.values())
@@ -39,5 +41,5 @@ def family_entry(fmt: Any) -> tuple[str, str]:
 
 
 def family_label(fmt: Any) -> str:
-    """The family label of ``fmt``: ``"XP"``, ``"FP"``, ``"BFP"``, ``"MXINT"``, ``"MXFP"`` or ``"SBFP"``."""
+    """The family label of ``fmt``: ``"XP"``, ``"FP"``, ``"BFP"``, ``"MXINT"``, ``"MXFP"``, ``"SBFP"`` or ``"NVFP4"``."""
     return family_entry(fmt)[0]

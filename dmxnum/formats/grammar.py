@@ -13,12 +13,17 @@ characters)::
     BFP[n|8]{b}(XY)                 {b} alone means d = -1
     MXINTn{b,d}     MXINTn{b}       e.g. MXINT8{32,-1}
     MXFPp[EeMm]{b,d}                p = 1 + e + m, e.g. MXFP8[E4M3]{32,-1}
+    MXFPp[EeMm]{b,d}(M)             M: scale mode F FLOOR (default) | C CEIL |
+                                    E EVEN | R RCEIL
+    NVFP4{b,d}      NVFP4{b,d}(T)   T: two level (a float32 tensor scale)
     SBFP<XP[n,0](CXY)><FP[s|e|m,b](XY[Z])>{b,d}
 
 ``R``/``Y`` are rounding letters (N, S, U, D, Z). Every blocked family also
 accepts ``{b}`` for ``{b,-1}``. Aliases (``FP16``, ``MXFP4_E2M1``,
 ``BFP16_64_LD``, ... see :mod:`dmxnum.formats.aliases`) are accepted
-anywhere a format is, including inside ``SBFP<...>``.
+anywhere a format is, including inside ``SBFP<...>``. The MXFP aliases take
+a scale-mode suffix and ``NVFP4`` takes ``(T)``: ``MXFP4_E2M1(R)`` is
+``MXFP4[E2M1]{32,-1}(R)``, ``NVFP4(T)`` is ``NVFP4{16,-1}(T)``.
 
 Case: the whole shorthand is case-insensitive (identifiers, aliases and the
 letters in parentheses alike: ``fp[1|5|10,15](fn)`` is ``FP[1|5|10,15](FN)``);
@@ -52,7 +57,8 @@ from .base import ROUNDINGS, Format
 from .block import BlockFloatingPoint, MXInt
 from .fixed import FixedPoint
 from .floating import SCHEMES, FloatingPoint
-from .mx import MXFloat
+from .mx import SCALE_MODES, MXFloat
+from .nvfp4 import NVFP4
 from .same import Same
 from .scaled import ScaledBFP
 
@@ -65,12 +71,18 @@ FAMILY_GRAMMAR: dict[str, str] = {
     "FP": "FP[s|e|m,b](XY) or FP[s|e|m,b](XYZ), e.g. FP[1|5|10,15](_N)",
     "BFP": "BFP[n|8]{b,d}(XY) or BFP[n|8]{b}(XY), e.g. BFP[8|8]{64,-1}(SN)",
     "MXINT": "MXINTn{b,d} or MXINTn{b}, e.g. MXINT8{32,-1}",
-    "MXFP": "MXFPp[EeMm]{b,d} or MXFPp[EeMm]{b} with p = 1+e+m, e.g. MXFP8[E4M3]{32,-1}",
+    "MXFP": "MXFPp[EeMm]{b,d} or MXFPp[EeMm]{b} with p = 1+e+m, optionally followed by a scale mode "
+            "(C), (E) or (R) (FLOOR, the default, prints without one), e.g. MXFP8[E4M3]{32,-1}, "
+            "MXFP4[E2M1]{16,-1}(R)",
+    "NVFP": "NVFP4, NVFP4{b,d} or NVFP4{b}, optionally followed by (T) for the two-level form, "
+            "e.g. NVFP4{16,-1}(T)",
     "SBFP": "SBFP<XP[n,0](CXY)><FP[s|e|m,b](XY[Z])>{b,d}, e.g. SBFP<XP[8,0](CSN)><FP[0|8|0,127](_N)>{16,-1}",
 }
 
 _ROUNDING_NAMES = "N nearest-even, S stochastic, U up, D down, Z toward zero"
 _ROUNDING = {r: r for r in ROUNDINGS}
+_SCALE_MODE = {m: m for m in SCALE_MODES}
+_SCALE_MODE_NAMES = ", ".join(f"{k} {v}" for k, v in SCALE_MODES.items())
 _MAX_DIGITS = 12  # integers longer than this are rejected (no parameter needs them)
 _INT = re.compile(r"[+-]?[0-9]+")
 _WORD = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -252,11 +264,32 @@ def _mxfp(cur: _Cursor, start: int) -> Format:
     man_bits = cur.integer("mantissa bits m")
     cur.expect("]", "to close the element [EeMm]")
     size, axis = cur.block()
-    fmt = _build(cur, start, MXFloat, exp_bits, man_bits, size, axis)
+    mode = "F"
+    if cur.peek() == "(":
+        cur.pos += 1
+        mode = cur.letter(_SCALE_MODE, "scale mode letter M", _SCALE_MODE_NAMES)
+        cur.expect(")", "to close the scale mode (M)")
+    fmt = _build(cur, start, MXFloat, exp_bits, man_bits, size, axis, mode)
     if width != 1 + exp_bits + man_bits:
         cur.fail(f"total width p = {width} must equal 1 + e + m = {1 + exp_bits + man_bits}", pos=p_pos,
                  repairs=[cur.edit(p_pos, str(1 + exp_bits + man_bits), p_end - p_pos)])
     return fmt
+
+
+def _nvfp(cur: _Cursor, start: int) -> Format:
+    width_pos = cur.pos
+    width = cur.integer("element width right after NVFP (always 4)")
+    if width != 4:
+        cur.fail(f"NVFP has 4-bit elements only (NVFP4), got NVFP{width}", pos=width_pos,
+                 repairs=[cur.edit(width_pos, "4", cur.pos - width_pos)])
+    size, axis = cur.block() if cur.peek() == "{" else (16, -1)
+    two_level = False
+    if cur.peek() == "(":
+        cur.pos += 1
+        two_level = cur.letter({"T": True}, "NVFP4 level letter", "T two level (a float32 tensor scale); "
+                               "omit (T) for the single-level form")
+        cur.expect(")", "to close (T)")
+    return _build(cur, start, NVFP4, size, axis, bool(two_level))
 
 
 def _part(cur: _Cursor, role: str, family: str, cls: type) -> Format:
@@ -299,6 +332,7 @@ def _sbfp(cur: _Cursor, start: int) -> Format:
 
 _FAMILIES: dict[str, Callable[[_Cursor, int], Format]] = {
     "SAME": _same, "XP": _xp, "FP": _fp, "BFP": _bfp, "MXINT": _mxint, "MXFP": _mxfp, "SBFP": _sbfp,
+    "NVFP": _nvfp,
 }
 
 
@@ -319,6 +353,8 @@ def _parse_upper(text: str) -> Format:
         return ALIASES[name]
     if word.end() == end and name != "SAME":
         _unknown_word(cur, name)
+    if name in ALIASES and isinstance(ALIASES[name], (MXFloat, NVFP4)) and text[word.end()] == "(":
+        return _suffixed_alias(cur, name, word.end())
     family = _LETTERS.match(text, start, end).group()  # type: ignore[union-attr]
     parser = _FAMILIES.get(family)
     if parser is None and name in ALIASES:
@@ -339,6 +375,26 @@ def _parse_upper(text: str) -> Format:
         cur.fail(f"the alias {name} takes no parameters, found {text[word.end():end]!r}", pos=word.end(),
                  suggestion=name)
     return fmt
+
+
+def _suffixed_alias(cur: _Cursor, name: str, pos: int) -> Format:
+    """An MXFP alias with a scale-mode suffix (``MXFP4_E2M1(R)``) or ``NVFP4(T)``."""
+    base = ALIASES[name]
+    cur.pos = pos
+    if isinstance(base, MXFloat):
+        cur.family = "MXFP"
+        cur.expect("(", f"to open the scale mode after {name}")
+        mode = cur.letter(_SCALE_MODE, "scale mode letter M", _SCALE_MODE_NAMES)
+        cur.expect(")", "to close the scale mode (M)")
+        cur.done()
+        return _build(cur, 0, MXFloat, base.exp_bits, base.man_bits, base.block_size, base.axis, mode)
+    cur.family = "NVFP"
+    cur.expect("(", f"to open (T) after {name}")
+    cur.letter({"T": True}, "NVFP4 level letter", "T two level (a float32 tensor scale); "
+               "omit (T) for the single-level form")
+    cur.expect(")", "to close (T)")
+    cur.done()
+    return NVFP4(base.block_size, base.axis, True)
 
 
 def _unknown_word(cur: _Cursor, name: str) -> NoReturn:

@@ -99,6 +99,7 @@ SPEC_ALIASES = {
     "MXFP6_E3M2": "MXFP6[E3M2]{32,-1}",
     "MXFP6_E2M3": "MXFP6[E2M3]{32,-1}",
     "MXFP4_E2M1": "MXFP4[E2M1]{32,-1}",
+    "NVFP4": "NVFP4{16,-1}",
 }
 for _total, _n in ((16, 8), (14, 6), (12, 4)):
     for _a, _x in (("", "S"), ("A", "_")):
@@ -109,7 +110,7 @@ for _total, _n in ((16, 8), (14, 6), (12, 4)):
 
 def test_alias_table_is_exactly_the_spec_table():
     assert set(ALIASES) == set(SPEC_ALIASES)
-    assert len(ALIASES) == 17 + 48
+    assert len(ALIASES) == 18 + 48
 
 
 @pytest.mark.parametrize("alias", sorted(SPEC_ALIASES))
