@@ -12,6 +12,7 @@ from .formats.same import Same
 from .kernels.blocking import normalize_axis
 from .kernels.families import cast_float32, choose_path
 from .kernels.paths import Ctx
+from .kernels.static_scale import as_scale
 
 Array = Any
 GRADIENTS = ("ste", "clip")
@@ -25,6 +26,7 @@ def cast(
     *,
     gradient: str = "ste",
     path: str | None = None,
+    scale: Any = None,
 ) -> Array:
     """Cast ``x`` to ``fmt`` and return an array of ``x``'s kind and dtype.
 
@@ -44,10 +46,25 @@ def cast(
     lists them); it never changes the result, only how it is computed, and
     raises ``ValueError`` naming the applicable paths when it does not apply.
 
+    ``scale`` (static, calibrated scaling): a float32 array ``s`` of positive
+    normal values that broadcasts to ``x.shape`` without enlarging it (per
+    tensor, per channel, per group; a Python float, NumPy scalar or NumPy
+    array is converted to float32 on ``x``'s backend). The result is then
+    ``fl32(cast(fl32(x / s), fmt) * s)`` on the float32 value of ``x`` (one
+    final conversion for float16/bfloat16), each step one exact IEEE float32
+    operation on every backend; stochastic formats round the inner cast with
+    the same words. For ``NVFP4(T)`` ``scale`` is the tensor scale ``g``
+    itself (``[2^-120, 2^116]``). ``SAME`` ignores it. Eagerly, a
+    non-positive, subnormal, Inf or NaN ``s`` or a shape that would enlarge
+    ``x`` raises ``ValueError`` and an integer or foreign array ``TypeError``
+    (:func:`dmxnum.kernels.static_scale.as_scale`); traced values are not
+    inspected. Under ``jax.jit`` ``s`` may be a traced argument.
+
     Gradients: ``gradient="ste"`` (default) passes the gradient through
     unchanged (straight-through estimator); ``gradient="clip"`` zeroes it
     where ``|x|`` exceeds the format's largest finite value (where clamping or
-    saturation, not rounding, decided the result).
+    saturation, not rounding, decided the result), times ``s`` with a scale.
+    The gradient with respect to ``scale`` is zero (JAX) or none (PyTorch).
 
     On JAX the whole kernel is one ``jax.jit``-compiled function (cached per
     format), also when called eagerly. A torch ``meta`` tensor gives a
@@ -67,45 +84,52 @@ def cast(
         normalize_axis(x.ndim, fmt.axis, fmt)
     if path is not None:
         choose_path(fmt, Ctx.of(x), path)  # ValueError before any work when it does not apply
+    s = None if scale is None else as_scale(x, scale, fmt)
     words = B.resolve_words(x, key, random_bits, raw=True) if fmt.stochastic else None
     if B.backend_name(x) == "jax":
-        return _jax_cast(fmt, gradient, path)(x, words)
-    run = functools.partial(_cast_any_dtype, fmt=fmt, words=words, path=path)
-    return B.with_straight_through(run, x, _grad_mask(fmt, gradient, B.namespace(x)))
+        return _jax_cast(fmt, gradient, path)(x, words, s)
+    run = functools.partial(_cast_any_dtype, fmt=fmt, words=words, path=path, scale=s)
+    mask = _grad_mask(fmt, gradient, B.namespace(x))
+    return B.with_straight_through(run, x, None if mask is None else functools.partial(mask, s=s))
 
 
-def _cast_any_dtype(v: Array, fmt: Format, words: Array | None, path: str | None = None) -> Array:
+def _cast_any_dtype(
+    v: Array, fmt: Format, words: Array | None, path: str | None = None, scale: Array | None = None
+) -> Array:
     v32 = B.to_float32(v)
-    y = cast_float32(v32, fmt, words, path)
+    y = cast_float32(v32, fmt, words, path, scale)
     return y if v32 is v or v32.dtype == v.dtype else B.to_dtype_like(y, v)
 
 
-def _grad_mask(fmt: Format, gradient: str, xp: Any) -> Callable[[Array], Array] | None:
+def _grad_mask(fmt: Format, gradient: str, xp: Any) -> Callable[..., Array] | None:
+    """``mask(v, s)``: where ``|v| <= max_value`` (times the scale ``s`` unless ``None``)."""
     limit = getattr(fmt, "max_value", None)
     if gradient != "clip" or limit is None:
         return None
-    return lambda v: xp.abs(v) <= limit
+    return lambda v, s=None: xp.abs(v) <= (limit if s is None else limit * s)
 
 
 @functools.lru_cache(maxsize=512)
-def _jax_cast(fmt: Format, gradient: str, path: str | None = None) -> Callable[[Array, Array | None], Array]:
-    """A jitted ``(x, words) -> cast`` with a straight-through (or clipped) VJP."""
+def _jax_cast(fmt: Format, gradient: str, path: str | None = None) -> Callable[..., Array]:
+    """A jitted ``(x, words, scale) -> cast`` with a straight-through (or
+    clipped) VJP in ``x`` and a zero one in ``scale`` (traced, not cached on)."""
     import jax
     import jax.numpy as jnp
 
     mask = _grad_mask(fmt, gradient, jnp)
 
     @jax.custom_vjp
-    def run(v, words):
-        return _cast_any_dtype(v, fmt, words, path)
+    def run(v, words, s):
+        return _cast_any_dtype(v, fmt, words, path, s)
 
-    def fwd(v, words):
-        return _cast_any_dtype(v, fmt, words, path), (v if mask is not None else None)
+    def fwd(v, words, s):
+        return _cast_any_dtype(v, fmt, words, path, s), (v if mask is not None else None, s)
 
     def bwd(saved, g):
+        v, s = saved
         if mask is not None:
-            g = jnp.where(mask(saved), g, jnp.zeros_like(g))
-        return (g, None)
+            g = jnp.where(mask(v, s), g, jnp.zeros_like(g))
+        return (g, None, None if s is None else jnp.zeros_like(s))
 
     run.defvjp(fwd, bwd)
     return jax.jit(run)

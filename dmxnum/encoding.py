@@ -22,6 +22,7 @@ by the number of blocks.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,6 +43,12 @@ from .kernels.blocking import Blocking, blocking_for
 from .kernels.fp import cast_float_bits
 from .kernels.rules import bfp_shared_exponent, mx_shared_exponent, nan_block
 from .kernels.sbfp import div_by_int_f32_bits, product_bits, scale_parts
+from .kernels import static_scale
+from .kernels.packing import pack_codes, unpack_codes
+from .kernels.static_scale import as_scale
+from .kernels import nvfp4 as nvfp4_kernels
+from .kernels.float_ops import ungroup
+from .kernels.paths import Ctx
 
 Array = Any
 
@@ -64,7 +71,10 @@ class Encoded(NamedTuple):
     length: int | None = None
 
 
-def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | None = None) -> Encoded:
+def encode(
+    x: Array, fmt: Format | str, key: Any = None, random_bits: Array | None = None,
+    *, scale: Any = None, packed: bool = False,
+) -> Encoded:
     """Integer codes of ``cast(x, fmt)`` as a device would store them.
 
     ``decode(encode(x, fmt))`` equals ``cast(x, fmt)`` bit for bit, except that
@@ -74,6 +84,21 @@ def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | No
     A, FP scheme I with ``m = 0``, SBFP with a scheme-A scaler) reject NaN
     inputs with ``ValueError`` in eager mode (under ``jax.jit`` those codes
     are unspecified).
+
+    ``scale``: a static scale ``s`` as for ``cast(x, fmt, scale=s)``; the codes
+    are those of the inner cast ``cast(fl32(x / s), fmt)`` and ``s`` (float32,
+    on ``x``'s backend) is recorded in ``Encoded.scale``, so that
+    ``decode(encode(x, fmt, scale=s)) == cast(x, fmt, scale=s)`` (same -0
+    caveat). For ``NVFP4(T)`` it is the tensor scale ``g`` (by default the
+    array's own, recorded as well).
+
+    ``packed=True``: element codes narrower than 8 bits are packed along the
+    last axis (:func:`dmxnum.kernels.packing.pack_codes`: a little-endian
+    bit stream per row, two 4-bit codes per byte low nibble first, rows
+    padded to whole bytes) into uint8 with ``Encoded.packed`` True and
+    ``Encoded.length`` the unpacked length. Codes of 8 bits or more are
+    left as they are (``packed`` stays False); per-block scale codes are
+    never packed. A 0-d ``x`` raises ``ValueError`` (no axis to pack along).
     """
     fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
     if isinstance(fmt, Same):
@@ -81,11 +106,53 @@ def encode(x: Array, fmt: Format | str, key: Any = None, random_bits: Array | No
     if isinstance(fmt, FixedPoint) and not fmt.clamp:
         raise ValueError(f"{fmt} is unclamped and has no fixed code width; use a clamped XP[n,f](C..)")
     B.check_float(x)
-    y = cast(x, fmt, key=key, random_bits=random_bits)
+    if packed and x.ndim == 0:
+        raise ValueError("encode(..., packed=True) packs along the last axis and needs ndim >= 1, got a 0-d array")
+    s = None if scale is None else as_scale(x, scale, fmt)
+    two_level = getattr(fmt, "tensor_scale", False)
+    if s is not None and not two_level:
+        x = _static_divide(B.to_float32(x), s)
+    y = cast(x, fmt, key=key, random_bits=random_bits, scale=s if two_level else None)
     y32 = B.to_float32(y)
     xp = B.namespace(y32)
     p = I.split(xp, B.f32_to_i32(y32))
-    return _ENCODERS[family_label(fmt)](xp, x, p, fmt)
+    if two_level:
+        enc = _ENCODERS[family_label(fmt)](xp, x, p, fmt, scale=s)
+    else:
+        enc = _ENCODERS[family_label(fmt)](xp, x, p, fmt)._replace(scale=s)
+    width = code_width(fmt)
+    if packed and width < 8:
+        enc = enc._replace(codes=pack_codes(enc.codes, width), packed=True, length=int(x.shape[-1]))
+    return enc
+
+
+def code_width(fmt: Format | str) -> int:
+    """Bits per element code of ``fmt`` (before packing): XP ``n``, FP ``s + e + m``,
+    BFP/MXINT ``n``, MXFP and NVFP4 the element's width, SBFP the block's ``n``."""
+    fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
+    label = family_label(fmt)
+    if label == "XP":
+        return fmt.bits
+    if label == "FP":
+        return _fp_width(fmt)
+    if label in ("BFP", "MXINT"):
+        return _as_bfp(fmt).man_bits
+    if label == "SBFP":
+        return fmt.block.bits
+    return _fp_width(fmt.element)  # MXFP, NVFP4
+
+
+def _static_divide(x32: Array, s: Array) -> Array:
+    """``fl32(x / s)`` exactly (:func:`dmxnum.kernels.static_scale.divide`)."""
+    with np.errstate(all="ignore"):
+        return static_scale.divide(B.namespace(x32), x32, s, Ctx.of(x32))
+
+
+def _static_multiply(y: Array, s: Array) -> Array:
+    """``fl32(y * s)`` exactly (:func:`dmxnum.kernels.static_scale.multiply`)."""
+    s = s if B.backend_name(s) == B.backend_name(y) else B.convert_like(s, y)
+    with np.errstate(all="ignore"):
+        return static_scale.multiply(B.namespace(y), y, s, Ctx.of(y))
 
 
 def _encode_fp(xp: Any, x: Array, p: I.Parts, fmt: FloatingPoint) -> Encoded:
@@ -123,8 +190,16 @@ def _encode_bfp(xp: Any, x: Array, p: I.Parts, fmt: BlockFloatingPoint | MXInt) 
 
 def _encode_mxfp(xp: Any, x: Array, p: I.Parts, fmt: MXFloat) -> Encoded:
     blocks, xamax = _input_block_maxima(xp, x, fmt)
-    shared = mx_shared_exponent(xp, xamax, fmt.element_emax)
-    codes = _fp_codes(xp, p, fmt.element, blocks.spread(xp, shared))
+    shared = mx_shared_exponent(xp, xamax, fmt)
+    el = fmt.element
+    codes = _fp_codes(xp, p, el, blocks.spread(xp, shared))
+    # a cast value ±Inf in a finite block is ±2^emax * 2^E = ±2^128 (CEIL,
+    # EVEN, RCEIL overflow float32 there): stored as the element's ±2^emax,
+    # which decodes to ±Inf again
+    power = (el.emax + el.bias) << el.man_bits
+    sign_bit = 1 << (el.exp_bits + el.man_bits)
+    inf_codes = xp.where(p.neg, xp.full_like(codes, power | sign_bit), xp.full_like(codes, power))
+    codes = xp.where(p.mag == I.INF_BITS, inf_codes, codes)
     return Encoded(_store(xp, codes, _fp_width(fmt.element)), _scale_codes(xp, shared, xamax, blocks), fmt)
 
 
@@ -134,7 +209,14 @@ def _as_bfp(fmt: BlockFloatingPoint | MXInt) -> BlockFloatingPoint:
 
 
 def decode(enc: Encoded | tuple, fmt: Format | str | None = None) -> Array:
-    """float32 values of device codes produced by :func:`encode`."""
+    """float32 values of device codes produced by :func:`encode`.
+
+    Accepts packed (``enc.packed``: unpacked with ``enc.length`` first) and
+    unpacked codes; with a static scale (``enc.scale``, not ``NVFP4(T)``,
+    whose decoder uses its tensor scale itself) the decoded inner values
+    ``y`` become ``fl32(y * s)``, computed exactly on every backend. A plain
+    tuple ``(codes, scales)`` is read as unpacked and unscaled.
+    """
     if isinstance(enc, Encoded):
         codes, scales, efmt = enc.codes, enc.scales, enc.fmt
     else:
@@ -143,9 +225,37 @@ def decode(enc: Encoded | tuple, fmt: Format | str | None = None) -> Array:
     fmt = efmt if fmt is None else (parse(fmt) if not isinstance(fmt, Format) else fmt)
     if fmt is None:
         raise ValueError("decode needs the format: pass an Encoded value or fmt=")
+    packed = isinstance(enc, Encoded) and enc.packed
+    if packed:
+        if enc.length is None:
+            raise ValueError("a packed Encoded value needs its unpacked length (Encoded.length), got None")
+        codes = unpack_codes(codes, code_width(fmt), enc.length)
     xp = B.namespace(codes)
+    scale = enc.scale if isinstance(enc, Encoded) else None
+    if B.backend_name(codes) == "jax":  # one compiled function, not hundreds of eager ops
+        out = _jax_decoder(fmt)(codes, scales, scale)
+    else:
+        out = _decode_codes(xp, codes, scales, fmt, scale)
+    if scale is not None and not getattr(fmt, "tensor_scale", False):
+        out = _static_multiply(out, scale)
+    return out
+
+
+def _decode_codes(xp: Any, codes: Array, scales: Array | None, fmt: Format, scale: Array | None) -> Array:
+    """float32 values of unpacked codes (before any static scale)."""
     c = _load(xp, codes)
+    if family_label(fmt) == "NVFP4":  # two level: the tensor scale g travels in Encoded.scale
+        return _decode_nvfp4(xp, c, scales, fmt, scale)
     return _DECODERS[family_label(fmt)](xp, c, scales, fmt)
+
+
+@functools.lru_cache(maxsize=256)
+def _jax_decoder(fmt: Format) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    xp = B.namespace(jnp.zeros(0))
+    return jax.jit(lambda codes, scales, scale: _decode_codes(xp, codes, scales, fmt, scale))
 
 
 def _decode_fp(xp: Any, c: Array, scales: Array | None, fmt: FloatingPoint) -> Array:
@@ -312,6 +422,59 @@ def _exact_product(xp: Any, k: Array, s: Array) -> Array:
     return I.with_sign(xp, product_bits(xp, xp.abs(k), unit, lg_s, sub_sig), k < 0)
 
 
+# ----------------------------------------------------------------------------- NVFP4
+def _encode_nvfp4(xp: Any, x: Array, p: I.Parts, fmt: Any, scale: Array | None = None) -> Encoded:
+    """E2M1 element codes, E4M3 block-scale codes (a NaN block stores 0x7F)
+    and, for two level, the float32 tensor scale ``g`` used (``scale``, or the
+    default of the whole array) as ``Encoded.scale``. Computed from the input
+    (the kernel's exact integer pipeline), so NaN input is fine: its block's
+    scale code says NaN."""
+    x32 = B.to_float32(x)
+    g = None
+    if fmt.tensor_scale:
+        g = nvfp4_kernels.tensor_scale(xp, x32) if scale is None else scale
+    if B.backend_name(x32) == "jax":  # one compiled function, not hundreds of eager ops
+        codes, s_code = _jax_nvfp4_codes(fmt)(x32, g)
+    else:
+        codes, s_code = _nvfp4_codes(xp, x32, fmt, g)
+    return Encoded(_store(xp, codes, 4), _store(xp, s_code, 8), fmt, scale=g)
+
+
+def _nvfp4_codes(xp: Any, x32: Array, fmt: Any, g: Array | None) -> tuple[Array, Array]:
+    """int32 element codes and per-block scale codes of NVFP4 (0x7F: NaN block)."""
+    blocks, q, s, _, nan_block, _ = nvfp4_kernels.integer_parts(xp, x32, fmt, Ctx.of(x32), g)
+    codes = ungroup(xp, _fp_codes(xp, I.split(xp, q), fmt.element, 0), blocks)
+    s_code = _fp_codes(xp, I.split(xp, B.f32_to_i32(s)), fmt.scale_format, 0)
+    s_code = xp.where(nan_block, xp.full_like(s_code, 0x7F), s_code)
+    return codes, _squeeze(xp, s_code, blocks)
+
+
+@functools.lru_cache(maxsize=64)
+def _jax_nvfp4_codes(fmt: Any) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda x32, g: _nvfp4_codes(B.namespace(jnp.zeros(0)), x32, fmt, g))
+
+
+def _decode_nvfp4(xp: Any, c: Array, scales: Array, fmt: Any, scale: Array | None = None) -> Array:
+    """``fl32(q * gs)`` per element (``gs = s``, or ``fl32(g * s)`` with the
+    tensor scale ``g = scale``), exactly on every backend; scale code 0x7F: NaN block."""
+    blocks, sc = _per_element_scales(xp, c, scales, fmt)
+    s_bits = _fp_decode(xp, sc, fmt.scale_format, 0)
+    nan_block = s_bits == I.QNAN_BITS
+    s = B.i32_to_f32(xp.where(nan_block, xp.full_like(s_bits, 0x3F800000), s_bits))
+    if fmt.tensor_scale:
+        if scale is None:
+            raise ValueError(f"decoding {fmt} needs its tensor scale g: pass the Encoded value that encode returned")
+        g = scale if B.backend_name(scale) == B.backend_name(c) else B.convert_like(scale, c)
+        s = nvfp4_kernels._per_block(xp, B.to_float32(g), blocks) * s
+    q = blocks.group(xp, _fp_decode(xp, c, fmt.element, 0), 0)
+    out = nvfp4_kernels.scaled_product_bits(xp, q, xp.broadcast_to(B.f32_to_i32(s), q.shape))
+    out = xp.where(nan_block, xp.full_like(out, I.QNAN_BITS), out)
+    return ungroup(xp, B.i32_to_f32(out), blocks)
+
+
 # ----------------------------------------------------------------------------- storage
 def _squeeze(xp: Any, per_block: Array, blocks: Any) -> Array:
     return xp.squeeze(per_block, axis=blocks.axis + 1)
@@ -370,7 +533,7 @@ def _eager_any(xp: Any, cond: Array) -> bool:
 
 #: family label -> encoder / decoder (a test checks they cover the family table)
 _ENCODERS = {"XP": _encode_xp, "FP": _encode_fp, "BFP": _encode_bfp, "MXINT": _encode_bfp,
-             "MXFP": _encode_mxfp, "SBFP": _encode_sbfp}
+             "MXFP": _encode_mxfp, "SBFP": _encode_sbfp, "NVFP4": _encode_nvfp4}
 _DECODERS = {"XP": _decode_xp, "FP": _decode_fp, "BFP": _decode_bfp, "MXINT": _decode_bfp,
-             "MXFP": _decode_mxfp, "SBFP": _decode_sbfp}
+             "MXFP": _decode_mxfp, "SBFP": _decode_sbfp, "NVFP4": _decode_nvfp4}
 assert set(_ENCODERS) == set(_DECODERS) == set(LABELS)

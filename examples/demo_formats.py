@@ -22,6 +22,7 @@ import dmxnum
 FORMATS = (
     "FP16", "BF16", "FP8_E4M3FN", "FP8_E5M2", "FP6_E3M2", "FP4_E2M1", "INT8", "XP[8,6](CSN)",
     "BFP16_64_LD", "BFP12_64_LD", "BFP[4|8]{16,-1}(SN)", "MXINT8", "MXFP8_E4M3", "MXFP6_E2M3", "MXFP4_E2M1",
+    "MXFP4_E2M1(C)", "MXFP4_E2M1(E)", "MXFP4_E2M1(R)", "MXFP4[E2M1]{16,-1}", "NVFP4", "NVFP4(T)",
     "SBFP<XP[4,0](CSN)><FP[0|4|3,7](_N)>{16,-1}",
 )
 

@@ -28,7 +28,8 @@ import torch_frontend as dmx  # noqa: E402
 from examples.digits_cnn import accuracy, trained_lenet  # noqa: E402
 from examples.minilm import SENTENCES, embed, load_minilm, mean_cosine  # noqa: E402
 
-CONFIGS = ["lenet5", "bfp16_transformer", "mxfp4_weights_mxfp8_act", "sparse_2of4", "approx_logics"]
+CONFIGS = ["lenet5", "bfp16_transformer", "mxfp4_weights_mxfp8_act", "mxfp4", "nvfp4", "sparse_2of4",
+           "approx_logics"]
 
 
 def _config(name: str) -> Path:

@@ -70,8 +70,8 @@ class Format:
 
         return describe(self)
 
-    def __call__(self, x: Any, key: Any = None, random_bits: Any = None) -> Any:
-        """Cast ``x`` to this format; same as ``dmxnum.cast(x, self, ...)``."""
+    def __call__(self, x: Any, key: Any = None, random_bits: Any = None, *, scale: Any = None) -> Any:
+        """Cast ``x`` to this format; same as ``dmxnum.cast(x, self, key, random_bits, scale=scale)``."""
         from ..casting import cast
 
-        return cast(x, self, key=key, random_bits=random_bits)
+        return cast(x, self, key=key, random_bits=random_bits, scale=scale)

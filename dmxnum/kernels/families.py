@@ -17,14 +17,14 @@ from .. import _backend as B
 from ..formats.base import Format
 from ..formats.families import family_entry
 from ..formats.grammar import parse
-from . import bfp, fp, mxfp, mxint, sbfp, xp
+from . import bfp, fp, mxfp, mxint, nvfp4, sbfp, static_scale, xp
 from .blocking import normalize_axis
 from .paths import Ctx, Path, PathInfo, check_backend
 
 Array = Any
 #: kernel module name (the family table's second column) -> module, resolved
 #: once: a lookup at cast time must stay traceable by torch.compile
-_MODULES: dict[str, ModuleType] = {m.__name__.rsplit(".", 1)[1]: m for m in (bfp, fp, mxfp, mxint, sbfp, xp)}
+_MODULES: dict[str, ModuleType] = {m.__name__.rsplit(".", 1)[1]: m for m in (bfp, fp, mxfp, mxint, nvfp4, sbfp, xp)}
 
 
 def family_module(fmt: Any) -> ModuleType:
@@ -89,10 +89,19 @@ def kernel_paths(fmt: Any, backend: str, compiled: bool = False) -> list[PathInf
     return path_table(fmt, ctx)
 
 
-def cast_float32(x: Array, fmt: Any, words: Array | None = None, path: str | None = None) -> Array:
+def cast_float32(
+    x: Array, fmt: Any, words: Array | None = None, path: str | None = None, scale: Array | None = None
+) -> Array:
     """Cast a float32 array ``x`` to ``fmt`` by the chosen (or the named) path;
     ``words`` are the int32 ``r >> 8`` (JAX: or the raw uint32 words ``r``,
-    see :func:`.._backend.as_top24`)."""
+    see :func:`.._backend.as_top24`).
+
+    ``scale``: a float32 array of positive normal values broadcasting to
+    ``x`` (checked by :func:`.static_scale.as_scale`), or ``None``. Then the
+    result is ``fl32(cast(fl32(x / scale)) * scale)`` (:mod:`.static_scale`;
+    the words go to the inner cast unchanged); for ``NVFP4(T)`` the scale is
+    the tensor scale ``g``, passed to its kernel as ``scale=``.
+    """
     ctx = Ctx.of(x)
     chosen = choose_path(fmt, ctx, path)
     if getattr(fmt, "blocked", False):
@@ -104,5 +113,14 @@ def cast_float32(x: Array, fmt: Any, words: Array | None = None, path: str | Non
     xp_ = B.namespace(x)
     if ctx.backend == "numpy":
         with np.errstate(all="ignore"):  # Inf/NaN arithmetic is intended here
-            return chosen.run(xp_, x, fmt, words, ctx)
-    return chosen.run(xp_, x, fmt, words, ctx)
+            return _run(chosen, xp_, x, fmt, words, ctx, scale)
+    return _run(chosen, xp_, x, fmt, words, ctx, scale)
+
+
+def _run(chosen: Path, xp_: Any, x: Array, fmt: Any, words: Array | None, ctx: Ctx, scale: Array | None) -> Array:
+    if scale is None:
+        return chosen.run(xp_, x, fmt, words, ctx)
+    if getattr(fmt, "tensor_scale", False):
+        return chosen.run(xp_, x, fmt, words, ctx, scale=scale)
+    q = static_scale.divide(xp_, x, scale, ctx)
+    return static_scale.multiply(xp_, chosen.run(xp_, q, fmt, words, ctx), scale, ctx)

@@ -52,11 +52,13 @@ def bfp_safe(man_bits: int, rounding: str, amax: Array, low: Array | None = None
     return ok | (amax == 0) | (amax >= I.INF_BITS)
 
 
-def mx_safe(element: Any, amax: Array) -> Array:
+def mx_safe(fmt: Any, amax: Array) -> Array:
     """Per block: whether the one-pass MXFP float path is exact under XLA (every
-    quantum ``2^(emin + E - m)`` at least ``2^-124``)."""
+    quantum ``2^(emin + E - m)`` at least ``2^-124``, with ``E`` the shared
+    exponent of ``fmt``'s scale mode)."""
     xp = B.namespace(amax)
-    shared = mx_shared_exponent(xp, amax, element.emax)
+    element = fmt.element
+    shared = mx_shared_exponent(xp, amax, fmt)
     return (element.emin + shared - element.man_bits >= -124) | (amax >= I.INF_BITS)
 
 

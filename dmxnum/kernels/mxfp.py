@@ -1,7 +1,12 @@
 """The MXFP family ``MXFP{p}[E{e}M{m}]{b,d}`` (OCP MX v1.0): kernels and paths.
 
-Per block the shared exponent ``E`` (:func:`.rules.mx_shared_exponent`); each
-element is ``element(x * 2^-E) * 2^E``. Paths, in selection order:
+Per block the shared exponent ``E`` of the format's scale mode (FLOOR, CEIL,
+EVEN, RCEIL: :func:`.rules.mx_shared_exponent`); each element is
+``element(x * 2^-E) * 2^E``. CEIL, EVEN and RCEIL can pick ``E = 128 -
+emax``, one above FLOOR's largest; an element ``±2^emax`` there is ``±2^128``
+and every path gives ``±Inf``, as IEEE float32 rounding of that exact value
+(the reference) does: the integer pipeline composes Inf bits, the float
+paths' product by ``2^E`` overflows. Paths, in selection order:
 
 - ``mxfp.native`` (eager, a backend dtype with the element's grid): the
   element cast as a round trip through that dtype;
@@ -37,7 +42,7 @@ Array = Any
 
 def cast_mxfp_bits(xp: Any, p: I.Parts, fmt: MXFloat, ctx: Ctx) -> Array:
     """int32 bits of the MXFP cast of float32 values ``p``."""
-    shared, _, is_nan = block_shared(xp, p, fmt, lambda amax: mx_shared_exponent(xp, amax, fmt.element_emax))
+    shared, _, is_nan = block_shared(xp, p, fmt, lambda amax: mx_shared_exponent(xp, amax, fmt))
     out = cast_float_bits(xp, p, fmt.element, None, scale_exp=shared)
     return nan_blocks(xp, out, is_nan, ctx, I.QNAN_BITS)
 
@@ -51,7 +56,7 @@ def _scaled_blocks(xp: Any, x: Array, fmt: MXFloat, ctx: Ctx, amax: Array | None
     """``(blocks, amax, shared, grouped)``: the blocking, block maxima (bits),
     shared exponents and the grouped values of ``x``."""
     blocks, amax = block_maxima(xp, x, fmt, ctx, amax)
-    return blocks, amax, mx_shared_exponent(xp, amax, fmt.element_emax), blocks.group(xp, x, 0)
+    return blocks, amax, mx_shared_exponent(xp, amax, fmt), blocks.group(xp, x, 0)
 
 
 def _finish(xp: Any, r: Array, amax: Array, blocks: Blocking, ctx: Ctx) -> Array:
@@ -76,10 +81,11 @@ def cast_element(
     """``y = x * 2^-E`` per block, the element cast of ``y`` (by default on the
     bit pattern, :mod:`.fp_pattern`), then ``* 2^E`` (IEEE backends).
 
-    ``2^-E`` is a normal float (``-127 <= E <= 127 - emax``), so ``y`` is exact
+    ``2^-E`` is a normal float (``-127 <= E <= 128 - emax``), so ``y`` is exact
     unless it is a subnormal, far below half the element's smallest quantum,
     where it rounds to a signed zero either way; ``element(y) * 2^E`` is exact
-    because its quantum ``2^(E + emin - m)`` is at least ``2^-149``.
+    because its quantum ``2^(E + emin - m)`` is at least ``2^-149``, except
+    ``±2^emax * 2^(128 - emax)``, which overflows to ``±Inf`` as the SPEC says.
     """
     el = fmt.element
     blocks, amax, shared, grouped = _scaled_blocks(xp, x, fmt, ctx)
@@ -94,7 +100,10 @@ def cast_quantum(xp: Any, x: Array, fmt: MXFloat, ctx: Ctx, amax: Array | None =
     block), ``v = clip(x, ±max * 2^S)``, ``E = max(floor(log2 |v|), emin + S)``:
     the result is ``round(v * 2^(m - E)) * 2^(E - m)``, which is
     ``element(x * 2^-S) * 2^S`` (the scalings by ``2^S`` are exact, the
-    element cast is fp_quantum's). Needs every nonzero block's quantum
+    element cast is fp_quantum's). ``max * 2^S`` overflows to ``+Inf`` when
+    ``S = 128 - emax`` (CEIL, EVEN, RCEIL): then no finite ``x`` needs the
+    clamp, and a value rounding to ``2^emax * 2^S = 2^128`` overflows to
+    ``±Inf`` in the last product, as the SPEC says. Needs every nonzero block's quantum
     ``2^(emin + S - m)`` to be at least ``2^-126`` (then both powers are
     normal; XLA: ``2^-124``, so that the subnormals it reads as zero round to
     zero anyway): the guarded paths check it.
@@ -129,7 +138,7 @@ def cast_quantum_or_element(xp: Any, x: Array, fmt: MXFloat, words: Array | None
     ``2^-126``, else :func:`cast_element` with the :mod:`.fp_quantum` element cast."""
     el = fmt.element
     blocks, amax = block_maxima(xp, x, fmt, ctx)
-    ok = mx_shared_exponent(xp, amax, el.emax) + (el.emin - el.man_bits) >= -126
+    ok = mx_shared_exponent(xp, amax, fmt) + (el.emin - el.man_bits) >= -126
     return choose(
         ok,
         lambda v: cast_quantum(xp, v, fmt, ctx, amax=amax),
@@ -142,7 +151,7 @@ def cast_guarded(xp: Any, x: Array, fmt: MXFloat, words: Array | None, ctx: Ctx)
     """XLA: :func:`cast_quantum` when every block passes :func:`.guards.mx_safe`, else the integer kernel."""
     blocks, amax = block_maxima(xp, x, fmt, ctx)
     return choose(
-        mx_safe(fmt.element, amax),
+        mx_safe(fmt, amax),
         lambda v, a: cast_quantum(xp, v, fmt, ctx, amax=a),
         lambda v, a: cast_integer(xp, v, fmt, None, ctx),
         x, amax,

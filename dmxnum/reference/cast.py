@@ -33,6 +33,7 @@ from .fixed import cast_fixed_element
 from .float32 import NAN, Num, decode_bits, encode_bits, fl32, inf
 from .floating import cast_floating_element
 from .mx import cast_mx_block
+from .nvfp4 import cast_nvfp4_block, default_tensor_scale
 from .scaled import cast_sbfp_block
 
 
@@ -139,7 +140,7 @@ def _blockwise(
     return np.moveaxis(out.reshape(moved.shape), -1, axis)
 
 
-def cast(x: Any, fmt: Format | str, random_bits: Any = None) -> np.ndarray:
+def cast(x: Any, fmt: Format | str, random_bits: Any = None, scale: Any = None) -> np.ndarray:
     """Cast ``x`` to ``fmt`` exactly, element by element; returns a float32 NumPy array.
 
     ``x``: a NumPy float32 array (float16, bfloat16 and float64 are first
@@ -156,6 +157,14 @@ def cast(x: Any, fmt: Format | str, random_bits: Any = None) -> np.ndarray:
     ``ndim >= 1`` and an axis in ``-ndim .. ndim-1`` (else ``ValueError``, checked
     also for empty arrays), and an empty array gives an empty array. ``SAME``
     returns the float32 input unchanged (a copy).
+
+    ``scale``: a static scale ``s`` (a float or a float array broadcasting to
+    ``x``'s shape without enlarging it, converted to float32 exactly with
+    RNE). The result is then, per element, ``fl32(cast(fl32(x / s)) * s)``
+    (exact rational division and product, each rounded once), the inner cast
+    seeing the whole array of quotients (blocks, words). For ``NVFP4(T)``
+    ``scale`` is the tensor scale ``g`` (extent 1 along the block axis).
+    ``SAME`` ignores it.
     """
     fmt = _as_format(fmt)
     bits = float32_bits(x)
@@ -169,9 +178,35 @@ def cast(x: Any, fmt: Format | str, random_bits: Any = None) -> np.ndarray:
 
     if isinstance(fmt, Same):
         out = bits
+    elif scale is not None:
+        out = _cast_scaled(bits, words, fmt, float32_bits(scale))
     else:
         out = _FAMILY_CASTS[family_label(fmt)](bits, words, fmt)
     return np.array(out, order="C", copy=True).view(np.float32)
+
+
+def _cast_scaled(bits: np.ndarray, words: np.ndarray | None, fmt: Format, s_bits: np.ndarray) -> np.ndarray:
+    """``fl32(cast(fl32(x / s)) * s)`` per element (``s`` broadcast); NVFP4(T): ``g = s``."""
+    if np.broadcast_shapes(s_bits.shape, bits.shape) != bits.shape:
+        raise ValueError(f"scale of shape {s_bits.shape} does not broadcast to the input's shape {bits.shape}")
+    if getattr(fmt, "tensor_scale", False):
+        return _FAMILY_CASTS[family_label(fmt)](bits, words, fmt, tensor_scale=s_bits.view(np.float32))
+    s_all = np.broadcast_to(s_bits, bits.shape)
+    pairs = list(zip(bits.ravel().tolist(), s_all.ravel().tolist()))
+    quot = np.array([encode_bits(_scaled(decode_bits(b), decode_bits(s), divide=True)) for b, s in pairs], np.uint32)
+    inner = _FAMILY_CASTS[family_label(fmt)](quot.reshape(bits.shape), words, fmt).ravel().tolist()
+    out = [encode_bits(_scaled(decode_bits(y), decode_bits(s), divide=False)) for y, (_, s) in zip(inner, pairs)]
+    return np.array(out, np.uint32).reshape(bits.shape)
+
+
+def _scaled(v: Num, s: Num, divide: bool) -> Num:
+    """``fl32(v / s)`` or ``fl32(v * s)`` for a positive finite ``s`` (NaN, ±Inf
+    and zeros keep their kind and sign)."""
+    if not s.is_finite or s.magnitude <= 0 or s.negative:
+        raise ValueError(f"a static scale must be positive and finite, got {s}")
+    if not v.is_finite or v.is_zero:
+        return v
+    return fl32(v.value / s.magnitude if divide else v.value * s.magnitude)
 
 
 def _cast_xp(bits: np.ndarray, words: np.ndarray | None, fmt: FixedPoint) -> np.ndarray:
@@ -198,7 +233,25 @@ def _cast_sbfp(bits: np.ndarray, words: np.ndarray | None, fmt: ScaledBFP) -> np
     return _blockwise(bits, words, fmt.block_size, fmt.axis, lambda b, w: cast_sbfp_block(b, fmt, w))
 
 
+def _cast_nvfp4(bits: np.ndarray, words: np.ndarray | None, fmt: Any, tensor_scale: Any = None) -> np.ndarray:
+    """NVFP4 of float32 ``bits``; two level with the tensor scale ``tensor_scale``
+    (a float, or an array broadcastable to the input with extent 1 along the
+    block axis, converted to float32), by default that of the whole array."""
+    if not fmt.tensor_scale:
+        return _blockwise(bits, None, fmt.block_size, fmt.axis, lambda b, w: cast_nvfp4_block(b, None))
+    if tensor_scale is None:
+        g = default_tensor_scale(decode_bits(int(b)) for b in bits.ravel())
+        g_bits = np.full(bits.shape, encode_bits(g), dtype=np.uint32)
+    else:
+        g32 = np.asarray(tensor_scale, dtype=np.float64).astype(np.float32)
+        g_bits = np.broadcast_to(g32.view(np.uint32), bits.shape)
+    # each element carries its block's tensor scale (bits) in place of a random word
+    return _blockwise(bits, g_bits, fmt.block_size, fmt.axis,
+                      lambda b, w: cast_nvfp4_block(b, decode_bits(w[0])))
+
+
 #: family label (``dmxnum.formats.families``' table) -> exact cast of float32 bits
 _FAMILY_CASTS: dict[str, Callable[..., np.ndarray]] = {
     "XP": _cast_xp, "FP": _cast_fp, "BFP": _cast_bfp, "MXINT": _cast_mxint, "MXFP": _cast_mxfp, "SBFP": _cast_sbfp,
+    "NVFP4": _cast_nvfp4,
 }

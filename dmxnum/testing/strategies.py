@@ -48,7 +48,8 @@ from ..formats.base import ROUNDINGS, Format
 from ..formats.block import BlockFloatingPoint, MXInt
 from ..formats.fixed import FixedPoint
 from ..formats.floating import bias_range as fp_bias_range, SCHEMES, FloatingPoint
-from ..formats.mx import ELEMENT_FORMATS, MXFloat
+from ..formats.mx import ELEMENT_FORMATS, SCALE_MODES, MXFloat
+from ..formats.nvfp4 import NVFP4
 from ..formats.same import Same
 from ..formats.scaled import ScaledBFP
 from ..formats.families import LABELS
@@ -61,8 +62,8 @@ __all__ = [
 #: Format family names accepted by :func:`formats` (``families=``).
 #: ``SAME`` plus the family labels of the family table (:mod:`dmxnum.formats.families`)
 FAMILIES = ("SAME", *LABELS)
-_BLOCKED = frozenset({"BFP", "MXINT", "MXFP", "SBFP"})
-_FIXED_ROUNDING = frozenset({"MXINT", "MXFP"})  # always round to nearest-even
+_BLOCKED = frozenset({"BFP", "MXINT", "MXFP", "SBFP", "NVFP4"})
+_FIXED_ROUNDING = frozenset({"MXINT", "MXFP", "NVFP4"})  # always round to nearest-even
 
 _SIGN = 0x8000_0000
 _EXP = 0x7F80_0000
@@ -160,15 +161,15 @@ def formats(
 
     Args:
         families: family names from :data:`FAMILIES` (``"XP"``, ``"FP"``,
-            ``"BFP"``, ``"MXINT"``, ``"MXFP"``, ``"SBFP"``, ``"SAME"``; one
+            ``"BFP"``, ``"MXINT"``, ``"MXFP"``, ``"SBFP"``, ``"NVFP4"``, ``"SAME"``; one
             name or an iterable; case-insensitive). Default: every family
             but ``SAME``.
         roundings: the rounding letters the formats may use (``"N"``,
             ``"NZ"``, ``["N", "S"]``, ...). Default all of N, S, U, D, Z.
             The SBFP scaler never rounds stochastically (it uses the given
-            letters other than ``S``, or ``N``). MXINT and MXFP always round
-            to nearest-even, so they are generated only when ``"N"`` is
-            allowed.
+            letters other than ``S``, or ``N``). MXINT, MXFP and NVFP4 always
+            round to nearest-even, so they are generated only when ``"N"``
+            is allowed.
         blocked: ``True`` only blocked formats, ``False`` only unblocked,
             ``None`` both.
         max_block_size: block sizes are drawn from ``1..max_block_size``.
@@ -178,7 +179,9 @@ def formats(
     float32-exact fraction (clamped or not, symmetric or not), FP with every
     scheme, flush, signedness, ``m = 0`` and biases over the whole valid
     range (the standard bias ``2^(e-1)-1`` favoured), BFP, MXINT, all five MX
-    elements, and SBFP with any clamped block and S/E/A scaler. The named
+    elements with every scale mode (FLOOR, CEIL, EVEN, RCEIL), SBFP with any
+    clamped block and S/E/A scaler, and NVFP4 single and two level (block
+    sizes 16 and 1 favoured). The named
     formats of the alias table (FP16, BF16, INT8, BFP16_32_LD, ...) that fit
     the selection are drawn more often. About one draw in five of the XP, FP
     and SBFP families takes extreme parameters: FP with ``e = 8``, ``m = 0``
@@ -214,12 +217,16 @@ def formats(
         "BFP": st.builds(BlockFloatingPoint, st.integers(2, 24), sizes, axis, st.booleans(), st.sampled_from(rounds)),
         "MXINT": st.builds(MXInt, st.one_of(st.just(8), st.integers(2, 24)), sizes, axis),
         "MXFP": st.sampled_from(sorted(ELEMENT_FORMATS)).flatmap(
-            lambda em: st.builds(MXFloat, st.just(em[0]), st.just(em[1]), sizes, axis)),
+            lambda em: st.builds(MXFloat, st.just(em[0]), st.just(em[1]), sizes, axis,
+                                 st.sampled_from(tuple(SCALE_MODES)))),
+        "NVFP4": st.builds(NVFP4, st.one_of(st.sampled_from([s for s in (16, 1) if s <= max_block_size]), sizes),
+                           axis, st.booleans()),
         "SBFP": st.builds(ScaledBFP, _fixed_points(rounds, block_part=True, one_in=8),
                           _floating_points(scaler_rounds, ("S", "E", "A"), one_in=6), sizes, axis),
     }
     # the named formats of the alias table that fit the selection, drawn now and then
-    for family, cls in (("XP", FixedPoint), ("FP", FloatingPoint), ("BFP", BlockFloatingPoint), ("MXINT", MXInt)):
+    for family, cls in (("XP", FixedPoint), ("FP", FloatingPoint), ("BFP", BlockFloatingPoint), ("MXINT", MXInt),
+                        ("MXFP", MXFloat), ("NVFP4", NVFP4)):
         known = sorted((f for f in set(ALIASES.values()) if type(f) is cls and _fits(f, rounds, max_block_size, axes)),
                        key=str)
         if known:
@@ -431,6 +438,17 @@ def _limit_values(fmt: Format) -> list[float]:
         values += scaler + [v * fmt.block.k_max for v in scaler]
     if isinstance(fmt, MXFloat):
         values += [v * 2.0**e for v in _limit_values(fmt.element) for e in (127 - fmt.element_emax, 120)]
+        # the scale modes' edges: powers of two (CEIL, RCEIL), the element's
+        # largest value times powers of two (RCEIL) and the mantissa-rounding
+        # carry of EVEN, low and high in the range
+        m = fmt.element.man_bits
+        for e in (-126, -100, -3, 0, 5, 120, 126, 127):
+            values += [2.0**e, fmt.element.max_value * 2.0**e, (2 - 2.0**-m) * 2.0**e,
+                       (2 - 2.0 ** -(m + 1)) * 2.0**e]
+    if isinstance(fmt, NVFP4):
+        # the block-scale clamps: amax / 6 at 2^-6 (below it, the scale is
+        # clamped up) and at 448 (above, clamped down), exact e4m3 scales
+        values += [6 * 2.0**-6, 6 * 2.0**-7, 2688.0, 2 * 2688.0, 6 * 0.875 * 2.0**-6, 6 * 1.125, 6 * 2.0**-9]
     return values
 
 

@@ -78,7 +78,7 @@ def _quanta_normal(xb, fmt) -> bool:
     xp = B.namespace(xb)
     el = fmt.element
     _, amax = block_maxima(xp, xb, fmt, Ctx.of(xb))
-    return bool(xp.all(mx_shared_exponent(xp, amax, el.emax) + (el.emin - el.man_bits) >= -126))
+    return bool(xp.all(mx_shared_exponent(xp, amax, fmt) + (el.emin - el.man_bits) >= -126))
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])

@@ -59,7 +59,8 @@ def test_each_family_strategy_draws_its_family(label: str, data: st.DataObject) 
 
 
 SAMPLES = {"XP": "XP[8,3](CSN)", "FP": "FP16", "BFP": "BFP16_64_LD", "MXINT": "MXINT8{32,-1}",
-           "MXFP": "MXFP4[E2M1]{32,-1}", "SBFP": "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}"}
+           "MXFP": "MXFP4[E2M1]{32,-1}", "SBFP": "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}",
+           "NVFP4": "NVFP4(T)"}
 
 
 @pytest.mark.parametrize("label", LABELS)

@@ -23,7 +23,8 @@ SCRIPT = textwrap.dedent(
     words = rng.integers(0, 2**32, x.shape, dtype=np.uint32)
     fmts = ["FP8_E4M3FN", "FP[1|5|2,15](_S)", "XP[8,3](CSN)", "BFP[8|8]{16,-1}(SN)", "BFP[6|8]{12,0}(_U)",
             "BFP[8|8]{16,-1}(SS)", "MXINT8{32,-1}", "MXFP4[E2M1]{32,-1}", "MXFP8[E5M2]{8,0}",
-            "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}", "SBFP<XP[8,0](CSS)><FP[1|8|3,127](_N)>{16,-1}"]
+            "SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}", "SBFP<XP[8,0](CSS)><FP[1|8|3,127](_N)>{16,-1}",
+            "NVFP4(T)", "MXFP8[E4M3]{32,-1}(R)"]
     for spec, x in [(s, a) for s in (P("rows", "cols"), P("rows", None), P(None, "cols")) for a in (x, clean)]:
         sharding = NamedSharding(mesh, spec)
         xs = jax.device_put(jnp.asarray(x), sharding)

@@ -438,7 +438,7 @@ def test_floor_log2_is_exact(v):
     assert floor_log2(Fraction(v)) == exponent - 1
 
 
-FORMAT_REFERENCE_MODULES = ["rounding", "float32", "fixed", "floating", "block", "mx", "scaled", "cast"]
+FORMAT_REFERENCE_MODULES = ["rounding", "float32", "fixed", "floating", "block", "mx", "scaled", "nvfp4", "cast"]
 
 
 @pytest.mark.parametrize("name", FORMAT_REFERENCE_MODULES)

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 import dmxnum.testing as dt
 from dmxnum.errors import FormatParameterError
 from dmxnum.formats import (
-    BlockFloatingPoint, FixedPoint, FloatingPoint, MXFloat, MXInt, Same, ScaledBFP,
+    NVFP4, BlockFloatingPoint, FixedPoint, FloatingPoint, MXFloat, MXInt, Same, ScaledBFP,
 )
 from dmxnum.formats.floating import SCHEMES
 from dmxnum.formats.grammar import parse
@@ -19,7 +19,7 @@ from dmxnum.testing.strategies import edge_magnitudes, fp_bias_range
 
 FAMILY_TYPES = {
     "SAME": Same, "XP": FixedPoint, "FP": FloatingPoint, "BFP": BlockFloatingPoint,
-    "MXINT": MXInt, "MXFP": MXFloat, "SBFP": ScaledBFP,
+    "MXINT": MXInt, "MXFP": MXFloat, "SBFP": ScaledBFP, "NVFP4": NVFP4,
 }
 
 
@@ -65,6 +65,14 @@ def test_default_families_and_coverage():
     assert any(not f.signed for f in fps) and any(f.flush for f in fps) and any(f.man_bits == 0 for f in fps)
     xps = [f for f in fmts if isinstance(f, FixedPoint)]
     assert any(not f.clamp for f in xps) and any(not f.symmetric for f in xps)
+
+
+def test_new_formats_cover_scale_modes_levels_and_block_sizes():
+    mx = _collect(dt.formats("MXFP"), 200)
+    assert {f.scale_mode for f in mx} == {"F", "C", "E", "R"}
+    nv = _collect(dt.formats("NVFP4"), 200)
+    assert {f.tensor_scale for f in nv} == {False, True}
+    assert {1, 16} <= {f.block_size for f in nv} and len({f.block_size for f in nv}) > 4
 
 
 @given(dt.formats(roundings="NZ", blocked=True, max_block_size=4, axes=(0,)))
