@@ -104,6 +104,11 @@ CHOICES = [
     ("MXFP4[E2M1]{32,-1}", "jax", False, "mxfp.quantum|integer"),
     ("SBFP<XP[8,0](CSN)><FP[1|8|3,127](_N)>{16,-1}", "numpy", False, "sbfp.float"),
     ("SBFP<XP[8,0](CSS)><FP[1|8|3,127](_N)>{16,-1}", "jax", False, "sbfp.float|integer"),
+    ("NVFP4", "numpy", False, "nvfp4.float"),
+    ("NVFP4", "jax", False, "nvfp4.float"),
+    ("NVFP4(T)", "torch", True, "nvfp4.float"),
+    ("NVFP4(T)", "jax", False, "nvfp4.float|integer"),
+    ("MXFP4[E2M1]{16,-1}(R)", "jax", False, "mxfp.quantum|integer"),
 ]
 
 
