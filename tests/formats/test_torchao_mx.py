@@ -19,8 +19,8 @@ from dmxnum.testing import float32_arrays
 from dmxnum.testing.assertions import same_bits
 from test_mx_scale_modes import targeted_blocks
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("torchao")
+# torchao is a declared test dependency (the test extra): a missing one fails loudly
+import torch  # noqa: E402
 from torchao.prototype.mx_formats.config import ScaleCalculationMode  # noqa: E402
 from torchao.prototype.mx_formats.constants import DTYPE_FP6_E2M3, DTYPE_FP6_E3M2  # noqa: E402
 from torchao.prototype.mx_formats.mx_tensor import MXTensor  # noqa: E402

@@ -13,7 +13,8 @@ import torch
 
 import dmxnum
 
-nvfp4_tensor = pytest.importorskip("torchao.prototype.mx_formats.nvfp4_tensor")
+# torchao is a declared test dependency (the test extra): a missing one fails loudly
+from torchao.prototype.mx_formats import nvfp4_tensor  # noqa: E402
 from torchao.prototype.mx_formats.kernels import f4_unpacked_to_f32, unpack_uint4  # noqa: E402
 
 
