@@ -16,6 +16,7 @@ Frontends: ``torch_frontend`` (``import torch_frontend as dmx``) and
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -62,3 +63,9 @@ def __dir__() -> list[str]:
 
 
 from . import errors, formats  # noqa: E402  (light, no backend imports)
+
+# With PyTorch installed, the ``dmxnum`` operator namespace (torch.ops.dmxnum.cast,
+# .sparsify, .approximate) exists from here on: graphs name formats, and saved
+# ExportedPrograms that use them load after ``import dmxnum``.
+if importlib.util.find_spec("torch") is not None:
+    from . import torch_ops  # noqa: E402,F401

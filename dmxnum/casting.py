@@ -117,13 +117,18 @@ def _jax_cast(fmt: Format, gradient: str, path: str | None = None) -> Callable[.
     import jax.numpy as jnp
 
     mask = _grad_mask(fmt, gradient, jnp)
+    scope = f"dmxnum.cast[{fmt}]"  # location metadata in lowered/exported modules
+
+    def kernel(v, words, s):
+        with jax.named_scope(scope):
+            return _cast_any_dtype(v, fmt, words, path, s)
 
     @jax.custom_vjp
     def run(v, words, s):
-        return _cast_any_dtype(v, fmt, words, path, s)
+        return kernel(v, words, s)
 
     def fwd(v, words, s):
-        return _cast_any_dtype(v, fmt, words, path, s), (v if mask is not None else None, s)
+        return kernel(v, words, s), (v if mask is not None else None, s)
 
     def bwd(saved, g):
         v, s = saved

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from contextlib import ExitStack
 from typing import Any, Callable, Mapping
 
 import torch
@@ -59,6 +58,7 @@ from dmxnum.errors import ConfigError, ConfigWarning, SlotNotAppliedWarning
 
 from . import _attention, _core, _modules, _ops
 from ._aware import is_aware
+from ._words import Words, draw_seed
 
 _FUNCTIONAL_NAME = re.compile(
     r"(?:^|\.)(" + "|".join(sorted({op for op, _ in _ops.OPS.values()})) + r")_\d+$"
@@ -83,9 +83,56 @@ def _encoder_layer_ops(layer: nn.TransformerEncoderLayer) -> dict[str, tuple[str
     return ops
 
 
-class _Frame:
-    __slots__ = ("name", "kind", "counts", "replace", "known", "suspend")
+#: the runs of the wrapped forwards in progress (innermost last); the global
+#: module hooks act for the innermost one
+_ACTIVE: list["_Run"] = []
+#: fixed ids of the two global module hooks: the same dictionary entries on
+#: every call, so that Dynamo's guards on the hook tables hold across calls
+_PRE_ID, _POST_ID = -0x646D7801, -0x646D7802
+_DEPTH = [0]
+#: ``torch.backends.mha`` fast-path settings saved by the wrapped calls in progress
+_FASTPATH_SAVED: list[bool] = []
+#: keyword that carries a forward's random seed from ``Model.__call__`` into ``forward``
+_SEED = "_dmx_seed"
 
+
+def _pre_hook(module: nn.Module, args: tuple) -> Any:
+    if not _ACTIVE:
+        return None
+    return _ACTIVE[-1].pre_hook(module, args)
+
+
+def _post_hook(module: nn.Module, args: tuple, output: Any) -> Any:
+    if not _ACTIVE:
+        return None
+    return _ACTIVE[-1].post_hook(module, args, output)
+
+
+def _install_hooks() -> None:
+    """Add the two global module hooks (nested wrapped calls share them).
+
+    ``Model.__call__`` installs them outside any compiled region (hooks
+    registered while Dynamo traces are not traced) and :func:`_remove_hooks`
+    removes them when the outermost wrapped call returns: no hook remains
+    between calls, so every other module runs as if dmxnum were absent."""
+    table = nn.modules.module
+    if _DEPTH[0] == 0:
+        table._global_forward_pre_hooks[_PRE_ID] = _pre_hook
+        table._global_forward_hooks[_POST_ID] = _post_hook
+        table._global_forward_hooks_always_called[_POST_ID] = True
+    _DEPTH[0] += 1
+
+
+def _remove_hooks() -> None:
+    _DEPTH[0] -= 1
+    if _DEPTH[0] == 0:
+        table = nn.modules.module
+        table._global_forward_pre_hooks.pop(_PRE_ID, None)
+        table._global_forward_hooks.pop(_POST_ID, None)
+        table._global_forward_hooks_always_called.pop(_POST_ID, None)
+
+
+class _Frame:
     def __init__(self, name: str | None, kind: str, replace: Callable | None, known: bool):
         self.name = name
         self.kind = kind
@@ -162,6 +209,7 @@ class _Run:
         functional: bool,
         configured: bool = True,
         capture: dict | None = None,
+        words: Words | None = None,
     ):
         self.model = model
         self.stack: list[_Frame] = []
@@ -171,7 +219,7 @@ class _Run:
         self.op_config = dict(model._op_config) if functional and configured else {}
         self.replace = model._replace if configured else {}
         self.pending = model._pending if configured and record is not None else None
-        self.key = model._generator
+        self.key = words
         self.mode_on = False
         self.applied: set[tuple[str, str]] = set()
         self.capture = capture
@@ -207,7 +255,7 @@ class _Run:
             self.capture.setdefault(name, []).append(leaves[0].detach())
 
     def cast_input(self, t: torch.Tensor, fmt: Any, where: str) -> torch.Tensor:
-        if fmt.stochastic or t.is_inference():
+        if fmt.stochastic or _core.tracing() or t.is_inference():
             return _core.cast(t, fmt, self.key, where)
         k = (id(t), t._version, fmt)
         hit = self.memo.get(k)
@@ -235,10 +283,11 @@ class _Run:
             )
         frame = _Frame(name, kind, replace, True)
         self.stack.append(frame)
-        if self.mode_on and isinstance(module, _FAST_PATH) and not decomposed:
+        if self.mode_on and isinstance(module, _FAST_PATH) and not decomposed and not _core.tracing():
             # nothing configured in it: let PyTorch choose its own (fused) path
-            frame.suspend = torch._C.DisableTorchFunction()
-            frame.suspend.__enter__()
+            frame.suspend = (torch._C.DisableTorchFunction(), torch.backends.mha.get_fastpath_enabled())
+            frame.suspend[0].__enter__()
+            torch.backends.mha.set_fastpath_enabled(True)
         if name not in model._shapes:
             first = next((a for a in args if isinstance(a, torch.Tensor)), None)
             nested = first is not None and first.is_nested
@@ -261,7 +310,8 @@ class _Run:
     def post_hook(self, module: nn.Module, args: tuple, output: Any) -> Any:
         frame = self.stack.pop() if self.stack else None
         if frame is not None and frame.suspend is not None:
-            frame.suspend.__exit__(None, None, None)
+            torch.backends.mha.set_fastpath_enabled(frame.suspend[1])
+            frame.suspend[0].__exit__(None, None, None)
         info = self.model._info.get(id(module))
         if info is None:
             return None
@@ -323,6 +373,7 @@ class Model(nn.Module):
         self._param_slots: dict[str, tuple[str, ...]] = {}
         self._decomposed: set[str] = set()
         self._cache: dict[str, tuple[tuple, torch.Tensor]] = {}
+        self._stochastic = False
         self._generation = getattr(self, "_generation", 0)
 
     # --- copies --------------------------------------------------------------------------
@@ -573,6 +624,12 @@ class Model(nn.Module):
         for owner in self._fast:
             if any(owner == "" or n == owner or n.startswith(owner + ".") for n in configured):
                 self._decomposed.add(owner)
+        self._stochastic = any(
+            getattr(v, "stochastic", False)
+            for slots in (*self._config.values(), *self._op_config.values()) for v in slots.values()
+        ) or any(
+            getattr(v, "stochastic", False) for rule in self._pending or () for v in rule.config.values()
+        )
         self._warned = set()
         self._forwards = 0  # forwards under this configuration
         self._applied = set()
@@ -580,10 +637,9 @@ class Model(nn.Module):
 
     # --- forward -------------------------------------------------------------------
 
-    def _effective(self, job: tuple) -> torch.Tensor:
+    def _effective(self, job: tuple, key: Words | None) -> torch.Tensor:
         pname, role, slots, transposed = job
         p = self.net.get_parameter(pname)
-        key = self._generator
         if role == "bias":
             return _core.cast(p, slots["bias_format"], key)
         w = p.t() if transposed else p
@@ -591,33 +647,118 @@ class Model(nn.Module):
         w = _core.cast(w, slots.get("weight_format"), key)
         return w.t() if transposed else w
 
-    def effective_parameters(self) -> dict[str, torch.Tensor]:
+    def effective_parameters(self, words: Words | None = None) -> dict[str, torch.Tensor]:
         """The configured parameters' effective values, by parameter name:
-        ``cast(sparsify(w))`` for weights, ``cast(b)`` for biases."""
-        cacheable = not self.training and not torch.is_grad_enabled()
+        ``cast(sparsify(w))`` for weights, ``cast(b)`` for biases.
+
+        In eval mode without grad, deterministic values are cached per
+        parameter (keyed by its version and storage) outside any compiled or
+        exported trace; stochastic slots take their words from ``words``
+        (one draw per forward; a fresh seed when None)."""
+        if words is None and self._stochastic:
+            words = Words(draw_seed(self._generator))
+        cacheable = not self.training and not torch.is_grad_enabled() and not _core.tracing()
         out = {}
         for job in self._param_jobs:
             pname = job[0]
-            if cacheable and not any(getattr(v, "stochastic", False) for v in job[2].values()):
+            stochastic = any(getattr(v, "stochastic", False) for v in job[2].values())
+            if cacheable and not stochastic:
                 p = self.net.get_parameter(pname)
                 stamp = (self._generation, p._version, p.data_ptr(), p.device, p.dtype)
                 hit = self._cache.get(pname)
                 if hit is not None and hit[0] == stamp:
                     out[pname] = hit[1]
                     continue
-                value = self._effective(job)
+                value = self._effective(job, words)
                 self._cache[pname] = (stamp, value)
                 out[pname] = value
             else:
-                out[pname] = self._effective(job)
+                out[pname] = self._effective(job, words)
         return out
+
+    @torch.compiler.disable(recursive=False)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the wrapped forward. This frame stays outside ``torch.compile``
+        (its callees, ``forward`` included, are compiled): it draws the
+        forward's random seed from the model's generator, runs the recording
+        forward of ``dmx.aware()`` eagerly, and audits the slots that ran."""
+        # only compiler-disabled helpers and the module call itself run here:
+        # any other callee would be compiled as a frame of its own
+        call_kwargs = self._begin_call(kwargs)
+        if call_kwargs is None:
+            try:
+                return self._eager_forward(args, kwargs)
+            finally:
+                self._end_call(False)
+        try:
+            out = super().__call__(*args, **call_kwargs)
+        except BaseException:
+            self._end_call(False)
+            raise
+        self._end_call(True)
+        return out
+
+    @torch.compiler.disable
+    def _begin_call(self, kwargs: dict) -> dict | None:
+        """Install the hooks; None when this call must be the (eager)
+        recording forward, else ``kwargs`` with the forward's random seed."""
+        self._enter_state()
+        if self._needs_recording():
+            return None
+        if self._stochastic:
+            return {**kwargs, _SEED: draw_seed(self._generator)}
+        return kwargs
+
+    @torch.compiler.disable
+    def _end_call(self, audit: bool) -> None:
+        self._exit_state()
+        if audit:
+            self._after_forward()
+
+    def _enter_state(self) -> None:
+        """What a wrapped forward needs around it, set outside any trace: the
+        global hooks, and PyTorch's fused attention paths switched off while
+        a configured ``MultiheadAttention``/``TransformerEncoderLayer`` must
+        run decomposed (eagerly the interception already prevents them, but
+        Dynamo ignores a torch-function mode when it checks for them)."""
+        _install_hooks()
+        _FASTPATH_SAVED.append(torch.backends.mha.get_fastpath_enabled())
+        if self._decomposed:
+            torch.backends.mha.set_fastpath_enabled(False)
+
+    def _exit_state(self) -> None:
+        torch.backends.mha.set_fastpath_enabled(_FASTPATH_SAVED.pop())
+        _remove_hooks()
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """``net(*args, **kwargs)`` under the configuration (see module docs)."""
-        return self._forward(args, kwargs)
+        seed = kwargs.pop(_SEED, None)
+        if seed is None and self._stochastic:
+            seed = draw_seed(self._generator)
+        return self._forward(args, kwargs, words=None if seed is None else Words(seed))
 
-    def _forward(self, args: tuple, kwargs: dict, configured: bool = True, capture: dict | None = None) -> Any:
-        params = self.effective_parameters() if configured else {}
+    def _needs_recording(self) -> bool:
+        return is_aware() and self._recorded is None
+
+    @torch.compiler.disable
+    def _eager_forward(self, args: tuple, kwargs: dict) -> Any:
+        """The recording forward (functional op names, pending rules), never compiled."""
+        out = self._forward(args, kwargs)
+        self._after_forward()
+        return out
+
+    def _after_forward(self) -> None:
+        if self._config or self._op_config:
+            self._forwards += 1
+            self._audit(self._applied)
+
+    def _forward(
+        self, args: tuple, kwargs: dict, configured: bool = True, capture: dict | None = None,
+        words: Words | None = None,
+    ) -> Any:
+        if configured and words is None and self._stochastic:
+            words = Words(draw_seed(self._generator))
+        params = self.effective_parameters(words) if configured else {}
         aware = is_aware()
         record = {} if aware and self._recorded is None else None
         op_config = self._op_config if configured else {}
@@ -627,32 +768,28 @@ class Model(nn.Module):
         need_hooks = need_mode or has_config or capture is not None
         if not need_hooks:
             return torch.func.functional_call(self.net, params, args, kwargs)
-        return self._hooked_forward(
-            params, args, kwargs, record, functional, configured, capture, need_mode
-        )
-
-    @torch.compiler.disable
-    def _hooked_forward(
-        self, params: dict, args: tuple, kwargs: dict, record: dict | None, functional: bool,
-        configured: bool, capture: dict | None, need_mode: bool,
-    ) -> Any:
-        """The forward with hooks, mode and audit. ``torch.compile`` of a
-        wrapped model runs it outside the compiled region (module hooks
-        registered while compiling would not be traced, and the slots would
-        be skipped silently); a configuration-free forward stays compiled."""
-        run = _Run(self, record, functional, configured, capture)
-        with ExitStack() as stack:
-            h1 = nn.modules.module.register_module_forward_pre_hook(run.pre_hook)
-            stack.callback(h1.remove)
-            h2 = nn.modules.module.register_module_forward_hook(run.post_hook, always_call=True)
-            stack.callback(h2.remove)
+        if _DEPTH[0] == 0 and torch.compiler.is_compiling():
+            raise RuntimeError(
+                "the wrapped forward is being compiled without its hooks: compile the model "
+                "itself (torch.compile(model) or model.compile()), not model.forward"
+            )
+        run = _Run(self, record, functional, configured, capture, words)
+        own_hooks = _DEPTH[0] == 0  # forward called directly (or by torch.export)
+        if own_hooks:
+            self._enter_state()
+        _ACTIVE.append(run)
+        try:
             if need_mode:
-                stack.enter_context(_Mode(run))
                 run.mode_on = True
-            try:
+                with _Mode(run):
+                    out = torch.func.functional_call(self.net, params, args, kwargs)
+            else:
                 out = torch.func.functional_call(self.net, params, args, kwargs)
-            finally:
-                self._shapes.update(run.shapes)
+        finally:
+            _ACTIVE.pop()
+            if own_hooks:
+                self._exit_state()
+            self._shapes.update(run.shapes)
         if record is not None:
             self._recorded = record
             if run.pending is not None:
@@ -660,8 +797,6 @@ class Model(nn.Module):
                 self._finish_pending()
         if configured:
             self._applied = run.applied
-            self._forwards += 1
-            self._audit(run.applied)
         return out
 
     def _finish_pending(self) -> None:
@@ -708,6 +843,7 @@ class Model(nn.Module):
                     got: dict[str, list] = {}
                     self._forward(args, kwargs, configured=False, capture=ref_out)
                     self._forward(args, kwargs, capture=got)
+                    self._after_forward()
                     for name, outs in got.items():
                         refs = ref_out.get(name, [])
                         sqnr[name] = [
@@ -715,6 +851,7 @@ class Model(nn.Module):
                         ]
                 else:
                     self._forward(args, kwargs)
+                    self._after_forward()
         elif reference:
             raise ValueError(
                 "dmx_report(reference=True) needs the model's inputs: "

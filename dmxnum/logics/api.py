@@ -45,6 +45,11 @@ def approximate(x: Array, spec: "str | Logic", **args: Any) -> Array:
 
         with np.errstate(all="ignore"):
             return _approximate(x, logic, args)
+    if B.backend_name(x) == "jax":
+        import jax
+
+        with jax.named_scope(f"dmxnum.approximate[{logic}]"):  # location metadata in exported modules
+            return _approximate(x, logic, args)
     return _approximate(x, logic, args)
 
 

@@ -167,6 +167,18 @@ def sparsify(
     check_float(w, "w")
     if isinstance(spec, Dense):
         return w
+    if backend == "jax":
+        import jax
+
+        with jax.named_scope(f"dmxnum.sparsify[{spec}]"):  # location metadata in exported modules
+            return _sparsify(w, spec, scores, key, random_bits, trainable_scores)
+    return _sparsify(w, spec, scores, key, random_bits, trainable_scores)
+
+
+def _sparsify(
+    w: Array, spec: Any, scores: Scores, key: Any, random_bits: Any, trainable_scores: bool
+) -> Array:
+    backend = backend_name(w)
     if scores is None:
         if spec.needs_scores:
             raise ValueError(

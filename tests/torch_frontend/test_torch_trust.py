@@ -380,7 +380,7 @@ def test_compiled_wrapped_model_applies_and_audits(encoder_layer):
         with pytest.warns(dmx.SlotNotAppliedWarning, match="unused: output_format"):
             eager = m(x)
         m.transform({})  # a configuration change re-arms the audit
-        compiled = torch.compile(m)
+        compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
         with pytest.warns(dmx.SlotNotAppliedWarning, match="unused: output_format"):
             got = compiled(x)
     assert torch.equal(got, eager)
