@@ -56,13 +56,11 @@ def hash_words(seed: torch.Tensor, site: int, shape: tuple, device: torch.device
 
 class Words:
     """The word source of one forward: ``words(x)`` gives ``x``'s words and
-    advances the site counter."""
+    advances the site counter (which starts at ``first_site``)."""
 
-    __slots__ = ("seed", "site")
-
-    def __init__(self, seed: torch.Tensor):
+    def __init__(self, seed: torch.Tensor, first_site: int = 0):
         self.seed = seed
-        self.site = 0
+        self.site = first_site
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         site = self.site

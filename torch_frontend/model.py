@@ -92,8 +92,11 @@ _PRE_ID, _POST_ID = -0x646D7801, -0x646D7802
 _DEPTH = [0]
 #: ``torch.backends.mha`` fast-path settings saved by the wrapped calls in progress
 _FASTPATH_SAVED: list[bool] = []
-#: keyword that carries a forward's random seed from ``Model.__call__`` into ``forward``
-_SEED = "_dmx_seed"
+#: keyword that carries a forward's effective parameters and random seed from
+#: ``Model.__call__`` (outside any compiled region) into ``forward``
+_PREPARED = "_dmx_prepared"
+#: the first word site of activations (parameters count from 0)
+_ACTIVATION_SITES = 1 << 20
 
 
 def _pre_hook(module: nn.Module, args: tuple) -> Any:
@@ -269,29 +272,14 @@ class _Run:
     def pre_hook(self, module: nn.Module, args: tuple) -> Any:
         model = self.model
         info = model._info.get(id(module))
+        if self.mode_on:  # the frame stack names functional ops; only the mode reads it
+            self.push_frame(module, info)
         if info is None:
-            self.stack.append(_Frame(None, "module", None, False))
             return None
-        name, cls, kind = info
-        slots = self.config.get(name)
-        replace = self.replace.get(name)
-        decomposed = name in model._decomposed
-        if kind == "mha" and decomposed:
-            replace = _attention.Decomposition(
-                name, self.config, self.key, lambda n, s: self.applied.add((n, s)),
-                self.capture_output if self.capture is not None else None,
-            )
-        frame = _Frame(name, kind, replace, True)
-        self.stack.append(frame)
-        if self.mode_on and isinstance(module, _FAST_PATH) and not decomposed and not _core.tracing():
-            # nothing configured in it: let PyTorch choose its own (fused) path
-            frame.suspend = (torch._C.DisableTorchFunction(), torch.backends.mha.get_fastpath_enabled())
-            frame.suspend[0].__enter__()
-            torch.backends.mha.set_fastpath_enabled(True)
+        name = info[0]
         if name not in model._shapes:
-            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-            nested = first is not None and first.is_nested
-            self.shapes[name] = None if first is None or nested else tuple(first.shape)
+            self.record_shape(name, args)
+        slots = self.config.get(name)
         if not slots:
             return None
         for slot in model._param_slots.get(name, ()):
@@ -307,27 +295,63 @@ class _Run:
                 return args[:i] + (self.cast_input(a, fmt, f"{name}: input_format"),) + args[i + 1:]
         return None
 
+    def push_frame(self, module: nn.Module, info: tuple | None) -> None:
+        if info is None:
+            self.stack.append(_Frame(None, "module", None, False))
+            return
+        name, _, kind = info
+        model = self.model
+        replace = self.replace.get(name)
+        decomposed = name in model._decomposed
+        if kind == "mha" and decomposed:
+            replace = _attention.Decomposition(
+                name, self.config, self.key, lambda n, s: self.applied.add((n, s)),
+                self.capture_output if self.capture is not None else None,
+            )
+        frame = _Frame(name, kind, replace, True)
+        self.stack.append(frame)
+        if isinstance(module, _FAST_PATH) and not decomposed and not _core.tracing():
+            # nothing configured in it: let PyTorch choose its own (fused) path
+            frame.suspend = (torch._C.DisableTorchFunction(), torch.backends.mha.get_fastpath_enabled())
+            frame.suspend[0].__enter__()
+            torch.backends.mha.set_fastpath_enabled(True)
+
+    def record_shape(self, name: str, args: tuple) -> None:
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                self.shapes[name] = None if a.is_nested else tuple(a.shape)
+                return
+        self.shapes[name] = None
+
     def post_hook(self, module: nn.Module, args: tuple, output: Any) -> Any:
-        frame = self.stack.pop() if self.stack else None
-        if frame is not None and frame.suspend is not None:
-            torch.backends.mha.set_fastpath_enabled(frame.suspend[1])
-            frame.suspend[0].__exit__(None, None, None)
+        if self.mode_on:
+            frame = self.stack.pop() if self.stack else None
+            if frame is not None and frame.suspend is not None:
+                torch.backends.mha.set_fastpath_enabled(frame.suspend[1])
+                frame.suspend[0].__exit__(None, None, None)
         info = self.model._info.get(id(module))
         if info is None:
             return None
         name = info[0]
         slots = self.config.get(name)
         if not slots or _core.is_same(slots.get("output_format")):
-            self.capture_output(name, output)
+            if self.capture is not None:
+                self.capture_output(name, output)
             return None
         fmt = slots["output_format"]
         where = f"{name}: output_format"
-        if any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in _pytree.tree_leaves(output)):
-            self.applied.add((name, "output_format"))
-        output = _pytree.tree_map_only(
-            torch.Tensor, lambda t: _core.cast(t, fmt, self.key, where), output
-        )
-        self.capture_output(name, output)
+        if isinstance(output, torch.Tensor):
+            if output.is_floating_point():
+                self.applied.add((name, "output_format"))
+            output = _core.cast(output, fmt, self.key, where)
+        else:
+            if any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in _pytree.tree_leaves(output)):
+                self.applied.add((name, "output_format"))
+            output = _pytree.tree_map_only(
+                torch.Tensor, lambda t: _core.cast(t, fmt, self.key, where), output
+            )
+        if self.capture is not None:
+            self.capture_output(name, output)
         return output
 
 
@@ -701,13 +725,24 @@ class Model(nn.Module):
     @torch.compiler.disable
     def _begin_call(self, kwargs: dict) -> dict | None:
         """Install the hooks; None when this call must be the (eager)
-        recording forward, else ``kwargs`` with the forward's random seed."""
+        recording forward, else ``kwargs`` with the prepared forward inputs
+        (:meth:`_prepare`)."""
         self._enter_state()
         if self._needs_recording():
             return None
-        if self._stochastic:
-            return {**kwargs, _SEED: draw_seed(self._generator)}
-        return kwargs
+        if not (self._config or self._op_config):
+            return kwargs
+        return {**kwargs, _PREPARED: self._prepare()}
+
+    def _prepare(self) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The forward's random seed (stochastic configurations) and its
+        effective parameters (cached in eval without grad), computed eagerly
+        by ``__call__``: the compiled graph receives them as inputs, so it
+        holds no generator and no parameter cast it would redo every call.
+        Gradients still reach the float parameters (straight through)."""
+        seed = draw_seed(self._generator) if self._stochastic else None
+        params = self.effective_parameters(None if seed is None else Words(seed))
+        return params, seed
 
     @torch.compiler.disable
     def _end_call(self, audit: bool) -> None:
@@ -732,10 +767,8 @@ class Model(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """``net(*args, **kwargs)`` under the configuration (see module docs)."""
-        seed = kwargs.pop(_SEED, None)
-        if seed is None and self._stochastic:
-            seed = draw_seed(self._generator)
-        return self._forward(args, kwargs, words=None if seed is None else Words(seed))
+        prepared = kwargs.pop(_PREPARED, None)
+        return self._forward(args, kwargs, prepared=prepared)
 
     def _needs_recording(self) -> bool:
         return is_aware() and self._recorded is None
@@ -754,11 +787,10 @@ class Model(nn.Module):
 
     def _forward(
         self, args: tuple, kwargs: dict, configured: bool = True, capture: dict | None = None,
-        words: Words | None = None,
+        prepared: tuple | None = None,
     ) -> Any:
-        if configured and words is None and self._stochastic:
-            words = Words(draw_seed(self._generator))
-        params = self.effective_parameters(words) if configured else {}
+        params, seed = ({}, None) if not configured else prepared or self._prepare()
+        words = None if seed is None else Words(seed, _ACTIVATION_SITES)
         aware = is_aware()
         record = {} if aware and self._recorded is None else None
         op_config = self._op_config if configured else {}
