@@ -355,6 +355,16 @@ class _Run:
         return output
 
 
+def _skip_frame(fn: Callable) -> Callable:
+    """Mark ``fn``'s frame as one Dynamo never compiles while it still
+    compiles the functions ``fn`` calls (``torch.compiler.disable(fn,
+    recursive=False)`` without its wrapper, which ``torch.export`` rejects)."""
+    from torch._dynamo.eval_frame import skip_code
+
+    skip_code(fn.__code__)
+    return fn
+
+
 class Model(nn.Module):
     """A configurable view of ``net`` (which is held, not modified).
 
@@ -398,6 +408,7 @@ class Model(nn.Module):
         self._decomposed: set[str] = set()
         self._cache: dict[str, tuple[tuple, torch.Tensor]] = {}
         self._stochastic = False
+        self._export_seed: torch.Tensor | None = None
         self._generation = getattr(self, "_generation", 0)
 
     # --- copies --------------------------------------------------------------------------
@@ -700,12 +711,16 @@ class Model(nn.Module):
                 out[pname] = self._effective(job, words)
         return out
 
-    @torch.compiler.disable(recursive=False)
+    @_skip_frame
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped forward. This frame stays outside ``torch.compile``
         (its callees, ``forward`` included, are compiled): it draws the
         forward's random seed from the model's generator, runs the recording
         forward of ``dmx.aware()`` eagerly, and audits the slots that ran."""
+        if torch.compiler.is_exporting():
+            # torch.export traces this frame: a plain call, prepared inline by
+            # forward (strict export needs the hooks in place: model.export)
+            return super().__call__(*args, **kwargs)
         # only compiler-disabled helpers and the module call itself run here:
         # any other callee would be compiled as a frame of its own
         call_kwargs = self._begin_call(kwargs)
@@ -740,7 +755,18 @@ class Model(nn.Module):
         by ``__call__``: the compiled graph receives them as inputs, so it
         holds no generator and no parameter cast it would redo every call.
         Gradients still reach the float parameters (straight through)."""
-        seed = draw_seed(self._generator) if self._stochastic else None
+        seed = None
+        if self._stochastic:
+            if torch.compiler.is_exporting():
+                seed = self._export_seed
+                if seed is None:
+                    raise RuntimeError(
+                        "a stochastic configuration exports through model.export(args), which "
+                        "draws the program's fixed random seed (a torch.Generator cannot enter "
+                        "an exported graph)"
+                    )
+            else:
+                seed = draw_seed(self._generator)
         params = self.effective_parameters(None if seed is None else Words(seed))
         return params, seed
 
@@ -757,12 +783,20 @@ class Model(nn.Module):
         run decomposed (eagerly the interception already prevents them, but
         Dynamo ignores a torch-function mode when it checks for them)."""
         _install_hooks()
+        if torch.compiler.is_compiling():  # strict torch.export traces the forward itself
+            if self._decomposed and torch.backends.mha.get_fastpath_enabled():
+                raise RuntimeError(
+                    f"{sorted(self._decomposed)} must run decomposed, which a strict export can "
+                    "only ensure through model.export(args, strict=True); or export non-strict"
+                )
+            return
         _FASTPATH_SAVED.append(torch.backends.mha.get_fastpath_enabled())
         if self._decomposed:
             torch.backends.mha.set_fastpath_enabled(False)
 
     def _exit_state(self) -> None:
-        torch.backends.mha.set_fastpath_enabled(_FASTPATH_SAVED.pop())
+        if not torch.compiler.is_compiling():
+            torch.backends.mha.set_fastpath_enabled(_FASTPATH_SAVED.pop())
         _remove_hooks()
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -800,10 +834,12 @@ class Model(nn.Module):
         need_hooks = need_mode or has_config or capture is not None
         if not need_hooks:
             return torch.func.functional_call(self.net, params, args, kwargs)
-        if _DEPTH[0] == 0 and torch.compiler.is_compiling():
+        if _DEPTH[0] == 0 and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
             raise RuntimeError(
-                "the wrapped forward is being compiled without its hooks: compile the model "
-                "itself (torch.compile(model) or model.compile()), not model.forward"
+                "the wrapped forward is being traced by Dynamo without its hooks: compile the "
+                "model itself (torch.compile(model) or model.compile(), not model.forward), and "
+                "export it with model.export(args, strict=True) or torch.export.export(model, args) "
+                "(non-strict)"
             )
         run = _Run(self, record, functional, configured, capture, words)
         own_hooks = _DEPTH[0] == 0  # forward called directly (or by torch.export)
@@ -853,6 +889,52 @@ class Model(nn.Module):
                 if slot == "input_format" and (name, slot) not in applied and name in self._shapes:
                     why = "the module ran; its first tensor input is not floating" if self._shapes[name] else ""
                 warnings.warn(audit_message(name, slot, slots[slot], why), SlotNotAppliedWarning, stacklevel=4)
+
+    # --- export ------------------------------------------------------------------------
+
+    def export(
+        self, args: tuple, kwargs: Mapping[str, Any] | None = None, *, strict: bool = False,
+        **export_kwargs: Any,
+    ) -> "torch.export.ExportedProgram":
+        """``torch.export.export`` of the wrapped model under its configuration.
+
+        Every cast, sparsification and approximation appears in the graph as
+        a ``dmxnum.cast`` / ``dmxnum.sparsify`` / ``dmxnum.approximate`` node
+        whose string argument is the canonical shorthand, and
+        ``ep.module()(*args)`` computes what the wrapped model computes, bit
+        for bit. ``strict=True`` traces with Dynamo (the frontend's hooks are
+        installed around the export); non-strict is also what
+        ``torch.export.export(model, args)`` does directly. With
+        ``dmx.aware()`` on and no forward recorded yet, one eager forward
+        (no grad) records the functional ops first. A saved program
+        (``torch.export.save``) loads after ``import dmxnum``. Stochastic
+        configurations export the forward's random seed as a constant: the
+        program then replays one fixed draw. Extra keyword arguments go to
+        ``torch.export.export``. The configuration audit runs afterwards.
+        """
+        if not isinstance(args, tuple):
+            raise TypeError(f"model.export takes the example inputs as a tuple, got {type(args).__name__}")
+        kwargs = dict(kwargs or {})
+        if self._needs_recording():
+            with torch.no_grad():
+                self(*args, **kwargs)
+        # the hooks are installed by the traced forward itself (global hooks
+        # present when a strict export starts would make Dynamo trace the
+        # exporter's own wrapper module); fused attention paths stay off
+        saved = torch.backends.mha.get_fastpath_enabled()
+        if self._decomposed:
+            torch.backends.mha.set_fastpath_enabled(False)
+        self._export_seed = draw_seed(self._generator) if self._stochastic else None
+        try:
+            with warnings.catch_warnings():
+                # Dynamo notes the frontend's own bookkeeping (hook tables, audit state)
+                warnings.filterwarnings("ignore", message="While compiling, we found certain side effects")
+                program = torch.export.export(self, args, kwargs, strict=strict, **export_kwargs)
+        finally:
+            self._export_seed = None
+            torch.backends.mha.set_fastpath_enabled(saved)
+        self._after_forward()
+        return program
 
     # --- report ------------------------------------------------------------------------
 
