@@ -11,8 +11,8 @@ graph can name the format of every tensor it casts::
     dmxnum::approximate(Tensor x, str spec, int axis=-1, int[]? normalized_shape=None,
                         Tensor? weight=None, Tensor? bias=None) -> Tensor
 
-The schema carries everything that changes the result: the canonical
-shorthand, the static scale, the random words (int32 or uint32, one per
+The schema carries everything that changes the result: the shorthand (as
+given; the frontends pass canonical ones, ``str(parse(text))``), the static scale, the random words (int32 or uint32, one per
 element) and the gradient rule; ``path`` only chooses how the result is
 computed. Each op is ``CompositeImplicitAutograd``: its implementation is
 the ordinary ``dmxnum`` call (straight-through gradients included), so

@@ -277,7 +277,7 @@ class _Run:
         if info is None:
             return None
         name = info[0]
-        if name not in model._shapes:
+        if not _core.tracing() and name not in model._shapes:  # eager forwards record them
             self.record_shape(name, args)
         slots = self.config.get(name)
         if not slots:
@@ -857,7 +857,8 @@ class Model(nn.Module):
             _ACTIVE.pop()
             if own_hooks:
                 self._exit_state()
-            self._shapes.update(run.shapes)
+            if run.shapes:
+                self._shapes.update(run.shapes)
         if record is not None:
             self._recorded = record
             if run.pending is not None:

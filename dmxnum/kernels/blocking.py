@@ -92,4 +92,4 @@ class Blocking:
 def blocking_for(x: Array, fmt: Any) -> Blocking:
     """The :class:`Blocking` of a blocked format on array ``x`` (validates the axis)."""
     axis = normalize_axis(x.ndim, fmt.axis, fmt)
-    return Blocking(tuple(int(d) for d in x.shape), axis, fmt.block_size)
+    return Blocking(tuple(x.shape), axis, fmt.block_size)  # symbolic sizes stay symbolic
