@@ -99,6 +99,20 @@ def test_fresh_inputs_never_recompile_and_a_dynamic_batch_recompiles_once(lenet)
     assert counter.frame_count <= 2
 
 
+def test_module_compile_method_works_too():
+    """``model.compile()`` (nn.Module's in-place compile) takes the same path."""
+    net = _mlp()
+    cfg = {"0": {"input_format": BFP16, "weight_format": BFP16}, "2": {"output_format": "FP16"}}
+    eager = dmx.Model(net).transform(cfg)
+    m = dmx.Model(net).transform(cfg)
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("eager")
+    m.compile(backend=counter, fullgraph=True)
+    x = torch.randn(4, 64)
+    assert torch.equal(m(x), eager(x)) and counter.frame_count == 1
+    assert m._applied == eager._applied
+
+
 def test_training_step_under_compile_matches_eager():
     """Gradients reach the float parameters (straight through) in the
     compiled graph exactly as eagerly."""
