@@ -24,6 +24,13 @@ projection and attention are the sites ``<mha>.in_proj`` and
 
 Hooks and mode exist only during the wrapped forward; nothing in ``torch``
 is patched.
+
+Under ``torch.compile`` (``docs/export.md``), ``Model.__call__`` is a frame
+Dynamo never compiles: it installs the two hooks (fixed ids, so guards hold
+across calls), draws the forward's random seed, computes the effective
+parameters (step 1, cached in eval without grad) and audits afterwards
+(step 3); ``forward`` (step 2) is compiled as one graph. Under
+``torch.export`` the whole forward, step 1 included, is traced.
 """
 
 from __future__ import annotations
@@ -865,7 +872,11 @@ class Model(nn.Module):
                 self._op_config = run.op_config
                 self._finish_pending()
         if configured:
-            self._applied = run.applied
+            if torch.compiler.is_exporting():  # export drops attribute assignments
+                self._applied.clear()
+                self._applied.update(run.applied)
+            else:  # (Dynamo would guard on the old set's contents)
+                self._applied = run.applied
         return out
 
     def _finish_pending(self) -> None:
@@ -911,8 +922,9 @@ class Model(nn.Module):
         (``torch.export.save``) loads after ``import dmxnum``. Stochastic
         configurations export the forward's random seed as a constant: the
         program then replays one fixed draw. Extra keyword arguments go to
-        ``torch.export.export``. The configuration audit runs afterwards.
-        """
+        ``torch.export.export``. After a non-strict export the configuration
+        audit runs (a strict one traces the forward symbolically and records
+        nothing; the eager forward's audit covers it)."""
         if not isinstance(args, tuple):
             raise TypeError(f"model.export takes the example inputs as a tuple, got {type(args).__name__}")
         kwargs = dict(kwargs or {})
@@ -934,7 +946,8 @@ class Model(nn.Module):
         finally:
             self._export_seed = None
             torch.backends.mha.set_fastpath_enabled(saved)
-        self._after_forward()
+        if not strict:  # a non-strict export ran the forward's Python: its audit holds
+            self._after_forward()
         return program
 
     # --- report ------------------------------------------------------------------------
