@@ -703,8 +703,7 @@ class Model(nn.Module):
         out = {}
         for job in self._param_jobs:
             pname = job[0]
-            stochastic = any(getattr(v, "stochastic", False) for v in job[2].values())
-            if cacheable and not stochastic:
+            if cacheable and not any(getattr(v, "stochastic", False) for v in job[2].values()):
                 p = self.net.get_parameter(pname)
                 stamp = (self._generation, p._version, p.data_ptr(), p.device, p.dtype)
                 hit = self._cache.get(pname)
