@@ -9,7 +9,7 @@ graph can name the format of every tensor it casts::
     dmxnum::sparsify(Tensor w, str spec, Tensor? scores=None,
                      Tensor? random_bits=None) -> Tensor
     dmxnum::approximate(Tensor x, str spec, int axis=-1, int[]? normalized_shape=None,
-                        Tensor? weight=None, Tensor? bias=None) -> Tensor
+                        Tensor? weight=None, Tensor? bias=None, float? eps=None) -> Tensor
 
 The schema carries everything that changes the result: the shorthand (as
 given; the frontends pass canonical ones, ``str(parse(text))``), the static scale, the random words (int32 or uint32, one per
@@ -47,7 +47,7 @@ _SCHEMAS = {
     "sparsify": "sparsify(Tensor w, str spec, Tensor? scores=None, Tensor? random_bits=None) -> Tensor",
     "approximate": (
         "approximate(Tensor x, str spec, int axis=-1, int[]? normalized_shape=None, "
-        "Tensor? weight=None, Tensor? bias=None) -> Tensor"
+        "Tensor? weight=None, Tensor? bias=None, float? eps=None) -> Tensor"
     ),
 }
 
@@ -68,15 +68,18 @@ def _sparsify(w, spec, scores=None, random_bits=None):
     return _fresh(sparsify(w, spec, scores, random_bits=random_bits), w)
 
 
-def _approximate(x, spec, axis=-1, normalized_shape=None, weight=None, bias=None):
+def _approximate(x, spec, axis=-1, normalized_shape=None, weight=None, bias=None, eps=None):
     from .logics import approximate, parse_logic
 
     op = parse_logic(spec).op
+    shape = None if normalized_shape is None else tuple(normalized_shape)
     if op == "SOFTMAX":
         out = approximate(x, spec, axis=axis)
     elif op == "LAYERNORM":
-        shape = None if normalized_shape is None else tuple(normalized_shape)
         out = approximate(x, spec, normalized_shape=shape, weight=weight, bias=bias)
+    elif op == "RMSNORM":  # no bias: a given one is approximate()'s TypeError
+        extra = {} if bias is None else {"bias": bias}
+        out = approximate(x, spec, normalized_shape=shape, weight=weight, eps=eps, **extra)
     else:
         out = approximate(x, spec)
     return _fresh(out, x)

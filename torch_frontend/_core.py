@@ -64,10 +64,11 @@ def approximate(x: torch.Tensor, spec: Any, **args: Any) -> torch.Tensor:
     shape = args.get("normalized_shape")
     if isinstance(shape, int):
         shape = (shape,)
-    return _OPS.approximate(
-        x, str(spec), args.get("axis", -1), None if shape is None else list(shape),
-        args.get("weight"), args.get("bias"),
-    )
+    positional = [x, str(spec), args.get("axis", -1), None if shape is None else list(shape),
+                  args.get("weight"), args.get("bias")]
+    if args.get("eps") is not None:
+        positional.append(float(args["eps"]))
+    return _OPS.approximate(*positional)
 
 
 def is_none_logic(spec: Any) -> bool:

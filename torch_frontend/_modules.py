@@ -55,17 +55,66 @@ def _hf_conv1d() -> type | None:
     return Conv1D
 
 
+#: Hugging Face classes covered by their class name (defined in a
+#: ``transformers`` module): name -> (canonical class name, kind). RMS norms
+#: are an allow-list of the classes that compute ``w * (x * rsqrt(mean(x^2) +
+#: eps))`` (``GemmaRMSNorm`` scales by ``1 + w`` and is not one of them).
+_HF_CLASSES: dict[str, tuple[str, str]] = {
+    "LlamaRMSNorm": ("RMSNorm", "rms_norm"),
+    "MistralRMSNorm": ("RMSNorm", "rms_norm"),
+    "Qwen2RMSNorm": ("RMSNorm", "rms_norm"),
+    "SiLUActivation": ("SiLU", "silu"),
+}
+
+
 def classify(module: nn.Module) -> tuple[str, str]:
     """``(class name, kind)`` of a module: the covered base class's name and kind,
-    ``("Conv1D", "linear")`` for Hugging Face ``Conv1D``, else
-    ``(type name, "module")``."""
+    ``("Conv1D", "linear")`` for Hugging Face ``Conv1D``, ``("RMSNorm",
+    "rms_norm")`` for the allow-listed Hugging Face RMS norms, ``("SiLU",
+    "silu")`` for its ``SiLUActivation``, else ``(type name, "module")``."""
     for cls, kind in _TABLE:
         if isinstance(module, cls):
             return cls.__name__, kind
     conv1d = _hf_conv1d()
     if conv1d is not None and isinstance(module, conv1d):
         return "Conv1D", "linear"
-    return type(module).__name__, "module"
+    cls = type(module)
+    hf = _HF_CLASSES.get(cls.__name__)
+    if hf is not None and cls.__module__.startswith("transformers."):
+        return hf
+    return cls.__name__, "module"
+
+
+def rms_norm_arguments(module: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    """``normalized_shape``, ``weight`` and ``eps`` of an RMS-norm module for
+    ``dmxnum.approximate``: ``nn.RMSNorm``'s own attributes (``eps=None``:
+    ``finfo(x.dtype).eps``), Hugging Face's ``weight`` shape and
+    ``variance_epsilon``."""
+    weight = getattr(module, "weight", None)
+    shape = getattr(module, "normalized_shape", None)
+    if shape is None:
+        shape = tuple(weight.shape) if weight is not None else tuple(x.shape[-1:])
+    eps = getattr(module, "eps", getattr(module, "variance_epsilon", None))
+    if eps is None:
+        eps = torch.finfo(x.dtype).eps
+    return {"normalized_shape": tuple(shape), "weight": weight, "eps": float(eps)}
+
+
+def whole_replacement(kind: str, slots: dict) -> Callable | None:
+    """A function ``(module, x) -> output`` that computes a whole covered
+    module from its (already cast) first input, replacing its forward, or
+    None: an ``rms_norm`` module with an ``approximation_function`` (its
+    forward is a chain of tensor methods in Hugging Face models, so no
+    single call can be replaced)."""
+    approx = slots.get("approximation_function")
+    if kind != "rms_norm" or _core.is_none_logic(approx):
+        return None
+
+    def rms_norm(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        out = _core.approximate(x, approx, **rms_norm_arguments(module, x))
+        return out.to(x.dtype)
+
+    return rms_norm
 
 
 def weight_transposed(cls_name: str) -> bool:
@@ -112,7 +161,7 @@ def replacement(kind: str, slots: dict) -> Callable | None:
 
     * linear / conv / conv_transpose with ``accum_format``: the product
       without bias, cast to the accumulation format, plus the bias;
-    * layer_norm / softmax / gelu with ``approximation_function``:
+    * layer_norm / softmax / gelu / silu with ``approximation_function``:
       ``dmxnum.approximate`` on the (already cast) input with the module's
       (effective) weight and bias.
     """
@@ -166,4 +215,11 @@ def replacement(kind: str, slots: dict) -> Callable | None:
             return _core.approximate(args[0], approx)
 
         return gelu
+    if kind == "silu":
+        def silu(func, args, kwargs, key):
+            if func is not F.silu:
+                return NotImplemented
+            return _core.approximate(args[0], approx)
+
+        return silu
     return None

@@ -34,6 +34,9 @@ OPS: dict[Callable, tuple[str, str]] = {
     torch.add: ("add", "add"),
     torch.Tensor.add: ("add", "add"),
     torch.Tensor.__add__: ("add", "add"),
+    torch.mul: ("mul", "mul"),
+    torch.Tensor.mul: ("mul", "mul"),
+    torch.Tensor.__mul__: ("mul", "mul"),
 }
 
 #: op name -> kind
@@ -43,8 +46,9 @@ OP_KINDS: dict[str, str] = {name: kind for name, kind in OPS.values()}
 def lookup(func: Callable, args: tuple) -> tuple[str, str] | None:
     """``(op, kind)`` when ``func(*args)`` is an intercepted op call, else None.
 
-    Additions count only when both operands are floating tensors (``x + 1``
-    or an integer index sum is not an op of the model's numerics).
+    Additions and products count only when both operands are floating
+    tensors (``x + 1``, ``x * 0.5`` or an integer index sum is not an op of
+    the model's numerics).
     """
     try:
         entry = OPS.get(func)
@@ -52,7 +56,7 @@ def lookup(func: Callable, args: tuple) -> tuple[str, str] | None:
         return None
     if entry is None:
         return None
-    if entry[1] == "add":
+    if entry[1] in ("add", "mul"):
         if len(args) < 2:
             return None
         a, b = args[0], args[1]
@@ -110,13 +114,17 @@ _SDPA_NAMES = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "
 def apply(op: str, func: Callable, args: tuple, kwargs: dict, slots: dict, key: Any) -> Any:
     """Run the intercepted call ``func(*args, **kwargs)`` with its slots applied:
     input (first operand), multiplier (second operand of matmul/bmm; key and
-    value of attention), residual (second operand of add), weight/bias (of
-    ``F.layer_norm``), approximation (softmax, gelu, layer_norm, attention's
+    value of attention; second operand of mul), residual (second operand of add), weight/bias (of
+    ``F.layer_norm``), approximation (softmax, gelu, silu, layer_norm, attention's
     softmax), accumulation (attention's two products), output (the result)."""
     inp = slots.get("input_format")
     args, kwargs = _replace(args, kwargs, 0, "input", lambda t: _core.cast(t, inp, key))
     kind = OP_KINDS[op]
     if kind == "matmul":
+        mul = slots.get("multiplier_format")
+        args, kwargs = _replace(args, kwargs, 1, "other", lambda t: _core.cast(t, mul, key))
+        out = func(*args, **kwargs)
+    elif kind == "mul":
         mul = slots.get("multiplier_format")
         args, kwargs = _replace(args, kwargs, 1, "other", lambda t: _core.cast(t, mul, key))
         out = func(*args, **kwargs)
@@ -149,7 +157,7 @@ def apply(op: str, func: Callable, args: tuple, kwargs: dict, slots: dict, key: 
                 normalized_shape=tuple(_arg(args, kwargs, 1, "normalized_shape")),
                 weight=_arg(args, kwargs, 2, "weight"), bias=_arg(args, kwargs, 3, "bias"),
             )
-    elif kind in ("softmax", "gelu"):
+    elif kind in ("softmax", "gelu", "silu"):
         approx = slots.get("approximation_function")
         if _core.is_none_logic(approx):
             out = func(*args, **kwargs)

@@ -35,6 +35,7 @@ parameters (step 1, cached in eval without grad) and audits afterwards
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from typing import Any, Callable, Mapping
@@ -228,6 +229,7 @@ class _Run:
         self.config = model._config if configured else {}
         self.op_config = dict(model._op_config) if functional and configured else {}
         self.replace = model._replace if configured else {}
+        self.whole = model._whole if configured else {}
         self.pending = model._pending if configured and record is not None else None
         self.key = words
         self.mode_on = False
@@ -340,8 +342,17 @@ class _Run:
         if info is None:
             return None
         name = info[0]
+        whole = self.whole.get(name)
+        if whole is not None and args and isinstance(args[0], torch.Tensor):
+            # the module's computation replaced as a whole (its native result is discarded)
+            output = whole(module, args[0])
+            self.applied.add((name, "approximation_function"))
         slots = self.config.get(name)
         if not slots or _core.is_same(slots.get("output_format")):
+            if whole is not None:
+                if self.capture is not None:
+                    self.capture_output(name, output)
+                return output
             if self.capture is not None:
                 self.capture_output(name, output)
             return None
@@ -390,6 +401,7 @@ class Model(nn.Module):
         if not isinstance(net, nn.Module):
             raise TypeError(f"dmx.Model wraps an nn.Module, got {type(net).__name__}")
         self.net = net
+        self.training = net.training  # a wrapped eval model is an eval model
         if key is None or isinstance(key, torch.Generator):
             self._generator = key
         elif isinstance(key, int) and not isinstance(key, bool):
@@ -410,6 +422,7 @@ class Model(nn.Module):
 
     def _install_state(self) -> None:
         self._replace: dict[str, Callable] = {}
+        self._whole: dict[str, Callable] = {}
         self._param_jobs: list[tuple[str, str, dict, bool]] = []
         self._param_slots: dict[str, tuple[str, ...]] = {}
         self._decomposed: set[str] = set()
@@ -650,6 +663,9 @@ class Model(nn.Module):
             fn = _modules.replacement(kind, slots)
             if fn is not None and name not in self._sites:
                 self._replace[name] = fn
+            whole = _modules.whole_replacement(kind, slots)
+            if whole is not None and name not in self._sites:
+                self._whole[name] = whole
             transposed = _modules.weight_transposed(cls)
             covered = []
             w_slots = {s: slots[s] for s in _WEIGHT_SLOTS if s in slots}
@@ -693,13 +709,13 @@ class Model(nn.Module):
         """The configured parameters' effective values, by parameter name:
         ``cast(sparsify(w))`` for weights, ``cast(b)`` for biases.
 
-        In eval mode without grad, deterministic values are cached per
+        With the network in eval mode and no grad, deterministic values are cached per
         parameter (keyed by its version and storage) outside any compiled or
         exported trace; stochastic slots take their words from ``words``
         (one draw per forward; a fresh seed when None)."""
         if words is None and self._stochastic:
             words = Words(draw_seed(self._generator))
-        cacheable = not self.training and not torch.is_grad_enabled() and not _core.tracing()
+        cacheable = not self.net.training and not torch.is_grad_enabled() and not _core.tracing()
         out = {}
         for job in self._param_jobs:
             pname = job[0]
@@ -839,7 +855,7 @@ class Model(nn.Module):
         need_mode = functional or (configured and bool(self._replace or self._decomposed))
         need_hooks = need_mode or has_config or capture is not None
         if not need_hooks:
-            return torch.func.functional_call(self.net, params, args, kwargs)
+            return torch.func.functional_call(self.net, params, args, kwargs, tie_weights=False)
         if _DEPTH[0] == 0 and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
             raise RuntimeError(
                 "the wrapped forward is being traced by Dynamo without its hooks: compile the "
@@ -856,9 +872,9 @@ class Model(nn.Module):
             if need_mode:
                 run.mode_on = True
                 with _Mode(run):
-                    out = torch.func.functional_call(self.net, params, args, kwargs)
+                    out = torch.func.functional_call(self.net, params, args, kwargs, tie_weights=False)
             else:
-                out = torch.func.functional_call(self.net, params, args, kwargs)
+                out = torch.func.functional_call(self.net, params, args, kwargs, tie_weights=False)
         finally:
             _ACTIVE.pop()
             if own_hooks:
@@ -902,6 +918,49 @@ class Model(nn.Module):
                 warnings.warn(audit_message(name, slot, slots[slot], why), SlotNotAppliedWarning, stacklevel=4)
 
     # --- export ------------------------------------------------------------------------
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """Hugging Face generation (``net.generate(*args, **kwargs)``) with
+        every step's forward run through this wrapper, so the configured
+        slots apply to the prompt and to each new token (``net.generate``
+        itself would call the network's own forward).
+
+        The network's ``forward`` is routed to the wrapper for the duration of
+        the call (an instance attribute, removed afterwards, that keeps the
+        original signature Hugging Face inspects). The KV cache holds keys and
+        values as the network computed them; an attention op's
+        ``multiplier_format`` casts the whole cached key and value each step,
+        as ``scaled_dot_product_attention`` receives them (``docs/llm.md``).
+        Raises ``AttributeError`` when the network has no ``generate``."""
+        net = self.net
+        if not callable(getattr(type(net), "generate", None)):
+            raise AttributeError(
+                f"{type(net).__name__} has no generate method: Model.generate runs Hugging Face "
+                "generation (a GenerationMixin model such as LlamaForCausalLM)"
+            )
+        if "forward" in net.__dict__:
+            raise RuntimeError(
+                f"{type(net).__name__}.forward is already overridden on the instance "
+                "(a generate call in progress?); Model.generate cannot route it"
+            )
+        own = net.forward
+        routing = [False]
+
+        @functools.wraps(own)
+        def forward(*a: Any, **kw: Any) -> Any:
+            if routing[0]:  # the wrapper's own call of the network
+                return own(*a, **kw)
+            routing[0] = True
+            try:
+                return self(*a, **kw)
+            finally:
+                routing[0] = False
+
+        net.forward = forward
+        try:
+            return net.generate(*args, **kwargs)
+        finally:
+            del net.forward
 
     def export(
         self, args: tuple, kwargs: Mapping[str, Any] | None = None, *, strict: bool = False,

@@ -82,15 +82,15 @@ KIND_SLOTS: dict[str, frozenset[str]] = {
     "conv_transpose": _WEIGHTED,
     # table look-up: the input is integer indices, so it has no input format
     "embedding": frozenset({"instance", "weight_sparseness", "weight_format", "output_format"}),
-    # normalizations (only layer norm has an approximation logic)
+    # normalizations (layer norm and RMS norm have approximation logics)
     "layer_norm": _NORM | {"approximation_function"},
-    "rms_norm": _NORM,
+    "rms_norm": _NORM | {"approximation_function"},
     "group_norm": _NORM,
     "batch_norm": _NORM,
     # element-wise functions
     "softmax": _APPROX,
     "gelu": _APPROX,
-    "silu": _ELEMENTWISE,
+    "silu": _APPROX,
     "relu": _ELEMENTWISE,
     "tanh": _ELEMENTWISE,
     "activation": _ELEMENTWISE,
@@ -109,6 +109,8 @@ KIND_SLOTS: dict[str, frozenset[str]] = {
         }
     ),
     "add": frozenset({"instance", "input_format", "residual_format", "output_format"}),
+    # element-wise product of two activations (the gated MLP's act(gate) * up)
+    "mul": frozenset({"instance", "input_format", "multiplier_format", "output_format"}),
     # multi-head attention as a whole (query in, attention output out); its
     # packed projection and attention are sites of their own
     "mha": _ELEMENTWISE,
@@ -122,6 +124,8 @@ APPROXIMATION_FAMILY: dict[str, str] = {
     "attention": "SOFTMAX",
     "gelu": "GELU",
     "layer_norm": "LAYERNORM",
+    "rms_norm": "RMSNORM",
+    "silu": "SILU",
 }
 
 #: PyTorch / Flax class name (or functional op name) -> canonical instance name.
@@ -168,6 +172,7 @@ INSTANCE_NAMES: dict[str, str] = {
     "scaled_dot_product_attention": "scaled_dot_product_attention",
     "dot_product_attention": "scaled_dot_product_attention",  # Flax
     "add": "add",
+    "mul": "mul",
 }
 
 

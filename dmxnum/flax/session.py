@@ -283,7 +283,9 @@ def _apply_module(s: Session, name: str, module: Any, slots: dict, next_fun, arg
     accum = slots.get("accum_format")
     if info.kind == "layer_norm" and not _is_none_logic(approx):
         y = _layer_norm_logic(s, module, args[0], approx, name)
-    elif info.kind in ("softmax", "gelu") and not _is_none_logic(approx):
+    elif info.kind == "rms_norm" and not _is_none_logic(approx):
+        y = _rms_norm_logic(s, module, args[0], approx, name)
+    elif info.kind in ("softmax", "gelu", "silu") and not _is_none_logic(approx):
         if info.kind == "softmax":
             y = s.approximate(args[0], approx, name, axis=int(getattr(module, "axis", -1)))
         else:
@@ -313,6 +315,24 @@ def _layer_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -
     weight = params.get("scale") if module.use_scale else None
     bias = params.get("bias") if module.use_bias else None
     return s.approximate(x, approx, name, normalized_shape=x.shape[-1:], weight=weight, bias=bias)
+
+
+def _rms_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -> Any:
+    """Flax ``RMSNorm`` as ``dmxnum.approximate(x, RMSNORM(...), weight=scale, eps=epsilon)``."""
+    from ..errors import ConfigError
+
+    axes = module.reduction_axes
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    if tuple(a % x.ndim for a in axes) != (x.ndim - 1,):
+        raise ConfigError(
+            f"{name}: approximation_function {approx} needs an RMSNorm over the last axis "
+            f"(reduction_axes=-1), got reduction_axes={module.reduction_axes}"
+        )
+    params = module.variables.get("params", {})
+    weight = params.get("scale") if module.use_scale else None
+    return s.approximate(
+        x, approx, name, normalized_shape=x.shape[-1:], weight=weight, eps=float(module.epsilon)
+    )
 
 
 # ---------------------------------------------------------------------- functional ops

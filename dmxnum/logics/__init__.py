@@ -1,4 +1,4 @@
-"""Custom logics: approximations of softmax, GELU, layer norm, exp, 1/x and 1/sqrt(x).
+"""Custom logics: approximations of softmax, GELU, SiLU, layer norm, RMS norm, exp, 1/x and 1/sqrt(x).
 
 ``approximate(x, spec, **args)`` applies a logic (SPEC section 5) to a NumPy,
 JAX or PyTorch array; ``parse_logic`` reads a shorthand into a :class:`Logic`

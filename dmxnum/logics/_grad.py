@@ -116,6 +116,20 @@ def exact_gelu(x: Array) -> Array:
     return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
 
 
+def exact_silu(x: Array) -> Array:
+    """``x * sigmoid(x)`` (the frameworks' own, whose gradient stays finite for large ``|x|``)."""
+    name = B.backend_name(x)
+    if name == "jax":
+        import jax
+
+        return jax.nn.silu(x)
+    if name == "torch":
+        import torch
+
+        return torch.nn.functional.silu(x)
+    return x / (1.0 + B.namespace(x).exp(-x))
+
+
 def exact_exp(x: Array) -> Array:
     """``exp(x)``."""
     return B.namespace(x).exp(x)
@@ -146,3 +160,14 @@ def exact_layernorm(eps: float) -> Fn:
         return y
 
     return ln
+
+
+def exact_rmsnorm(eps: float) -> Fn:
+    """The exact RMS norm over the last axis, ``w * x / sqrt(mean(x^2) + eps)``."""
+
+    def rms(x: Array, w: Array | None) -> Array:
+        xp = B.namespace(x)
+        y = x / xp.sqrt(xp.mean(x * x, axis=-1, keepdims=True) + eps)
+        return y if w is None else y * w
+
+    return rms

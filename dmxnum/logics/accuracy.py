@@ -5,10 +5,11 @@ and returns the maximum absolute and relative error against the exact
 function computed in float64:
 
 * ``grid``: a dense grid over the logic's valid input range (layer norm:
-  each row is its own tensor);
+  each row is its own tensor; RMS norm: rows of 576, the grid scaled by
+  ``2^NORM`` for the fallback);
 * ``realistic``: attention logits (with causal masks) for softmax, MLP
-  pre-activations for GELU/EXP, transformer residual activations (with
-  outlier channels) for layer norm, positive variances for RECIP/RSQRT.
+  pre-activations for GELU/SILU/EXP, transformer residual activations (with
+  outlier channels) for layer and RMS norm, positive variances for RECIP/RSQRT.
 
 Relative error is ``|y - exact| / |exact|`` over the elements with
 ``|exact| >= REL_FLOOR``. :data:`DOCUMENTED_BOUNDS` holds the bounds that
@@ -59,7 +60,27 @@ DOCUMENTED_BOUNDS: dict[str, tuple[float, float, float, float]] = {
     "RECIP(quake3,float16)": (70, 0.0061, 0.92, 0.0061),
     "RSQRT(quake3,float16)": (0.35, 0.0034, 0.038, 0.0035),
     "RSQRT(quake3,float32)": (0.28, 0.0022, 0.024, 0.0022),
+    "SILU(poly2,int)": (0.00062, 0.0028, 0.00062, 0.0028),
+    "SILU(poly2,float32)": (0.00063, 0.0028, 0.00063, 0.0028),
+    "SILU(poly2,float16)": (0.0078, 0.0096, 0.0057, 0.0089),
+    "SILU(poly2,bfloat16)": (0.047, 0.059, 0.042, 0.043),
+    "SILU(base2,int)": (0.013, 0.057, 0.013, 0.055),
+    "SILU(base2,float32)": (0.013, 0.057, 0.013, 0.055),
+    "SILU(base2,float16)": (0.013, 0.064, 0.013, 0.059),
+    "SILU(base2,bfloat16)": (0.047, 0.088, 0.042, 0.07),
+    "SILU(base2quake3,float16)": (0.027, 0.062, 0.015, 0.056),
+    "RMSNORM(fallback,0,float16)": (0.0038, 0.0049, 0.041, 0.0028),
+    "RMSNORM(fallback,8,float16)": (0.0038, 0.0066, 0.041, 0.0065),
+    "RMSNORM(legacy,float32)": (4.2e-07, 1.9e-07, 4e-06, 2.8e-07),
+    "RMSNORM(legacy,float16)": (0.0038, 0.0049, 0.041, 0.0028),
+    "RMSNORM(legacy,bfloat16)": (0.033, 0.014, 0.28, 0.023),
+    "RMSNORM(quake3,float16)": (0.011, 0.0046, 0.068, 0.0052),
+    "RMSNORM(quake3,float32)": (0.0058, 0.0022, 0.044, 0.0022),
 }
+
+
+#: the RMS norm's ``eps`` in the accuracy runs (Llama-family modules use 1e-5 or 1e-6)
+RMS_EPS = 1e-5
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -76,6 +97,13 @@ def exact(spec: Any, x: np.ndarray, **args: Any) -> np.ndarray:
         return e / e.sum(axis=-1, keepdims=True)
     if logic.op == "GELU":
         return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    if logic.op == "SILU":
+        return x / (1.0 + np.exp(-x))
+    if logic.op == "RMSNORM":
+        y = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + rmsnorm_eps(logic, args.get("eps", RMS_EPS)))
+        if args.get("weight") is not None:
+            y = y * np.asarray(args["weight"], np.float64)
+        return y
     if logic.op == "EXP":
         return np.exp(x)
     if logic.op == "RECIP":
@@ -104,6 +132,14 @@ def layernorm_eps(logic: Any) -> float:
     if logic.algorithm == "quake3":
         return max(float(np.finfo(np.float16 if logic.nf == "float16" else np.float32).eps), 1e-5)
     return 0.0
+
+
+def rmsnorm_eps(logic: Any, eps: float) -> float:
+    """The epsilon added to the mean square of the RMS norm a logic implements (in input units)."""
+    logic = parse_logic(logic)
+    if logic.algorithm == "quake3":
+        return max(float(np.finfo(np.float16 if logic.nf == "float16" else np.float32).eps), eps)
+    return eps
 
 
 def inputs(spec: Any, which: str) -> tuple[np.ndarray, dict]:
@@ -136,7 +172,19 @@ def inputs(spec: Any, which: str) -> tuple[np.ndarray, dict]:
         w = rng.normal(1.0, 0.1, size=n).astype(np.float32)
         b = rng.normal(0.0, 0.1, size=n).astype(np.float32)
         return x.astype(np.float32), {"weight": w, "bias": b}
-    if op == "GELU":
+    if op == "RMSNORM":
+        n = 576  # SmolLM2-135M's hidden size
+        if which == "grid":
+            # rows a * (t^3 + c): scales a in [0.01, 8] (times 2^NORM for the fallback), offsets c in [-1, 1]
+            a = np.repeat(np.geomspace(0.01, 8.0, 16), 9)[:, None] * 2.0 ** (logic.norm or 0)
+            c = np.tile(np.linspace(-1.0, 1.0, 9), 16)[:, None]
+            x = a * (np.linspace(-1.0, 1.0, n)[None, :] ** 3 + c)
+            return x.astype(np.float32), {"eps": RMS_EPS}
+        x = rng.normal(0.0, 1.0, size=(256, n))
+        x[:, rng.choice(n, 4, replace=False)] *= 20.0  # outlier channels
+        w = rng.normal(1.0, 0.1, size=n).astype(np.float32)
+        return x.astype(np.float32), {"weight": w, "eps": RMS_EPS}
+    if op in ("GELU", "SILU"):
         if which == "grid":
             return np.linspace(-8.0, 8.0, 20001).astype(np.float32), {}
         return (rng.normal(0.0, 1.5, size=50000) - 0.5).astype(np.float32), {}

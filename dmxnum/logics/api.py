@@ -13,6 +13,8 @@ from .grammar import Logic, parse_logic
 from .ibert import gelu_ibert, layernorm_ibert, softmax_ibert
 from .layernorm import FALLBACK_EPS, LEGACY_EPS, QUAKE3_EPS, layernorm_rows
 from .quake import recip_approx, rsqrt_approx
+from .rmsnorm import rms_eps, rmsnorm_rows
+from .silu import silu_approx
 from .softmax import softmax_last
 
 Array = Any
@@ -20,7 +22,11 @@ Array = Any
 _ARGS = {
     "SOFTMAX": ("axis",),
     "LAYERNORM": ("normalized_shape", "weight", "bias"),
+    "RMSNORM": ("normalized_shape", "weight", "eps"),
 }
+
+#: ``finfo(dtype).eps`` of the input dtypes: the RMS norm's ``eps=None`` (as ``nn.RMSNorm``)
+_FINFO_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
 
 def approximate(x: Array, spec: "str | Logic", **args: Any) -> Array:
@@ -31,7 +37,10 @@ def approximate(x: Array, spec: "str | Logic", **args: Any) -> Array:
     is a float32 array of the same kind and shape (``NONE`` returns ``x``
     unchanged). Keyword arguments: softmax ``axis=-1``; layer norm
     ``normalized_shape`` (int or tuple, default: the last dimension),
-    ``weight=None``, ``bias=None`` (arrays of shape ``normalized_shape``).
+    ``weight=None``, ``bias=None`` (arrays of shape ``normalized_shape``); RMS
+    norm ``normalized_shape``, ``weight=None`` and ``eps=None`` (a Python float,
+    the module's epsilon; ``None``: ``finfo(dtype).eps`` of the input's own
+    dtype, as ``torch.nn.RMSNorm``; rounded to NF).
     Every step is rounded as SPEC section 5 states; NaN/Inf propagate as the
     algorithm's IEEE steps make them (see each logic's docstring and
     ``docs/logics.md``). Gradients (JAX, PyTorch) are those of the exact
@@ -61,12 +70,17 @@ def _approximate(x: Array, logic: Logic, args: dict) -> Array:
         raise TypeError(f"approximate({logic}) got unexpected keyword argument(s) {unknown}; valid: {valid}")
     if logic.op == "NONE":
         return x
-    B.check_float(x)
+    dtype = B.check_float(x)
     x32 = B.to_float32(x)
     if logic.op == "SOFTMAX":
         return _softmax(x32, logic, args.get("axis", -1))
     if logic.op == "LAYERNORM":
         return _layernorm(x32, logic, args.get("normalized_shape"), args.get("weight"), args.get("bias"))
+    if logic.op == "RMSNORM":
+        return _rmsnorm(x32, logic, args.get("normalized_shape"), args.get("weight"), _eps(args.get("eps"), dtype))
+    if logic.op == "SILU":
+        alg, nf = logic.algorithm, logic.nf
+        return G.with_exact_grad(lambda v: silu_approx(v, alg, nf), G.exact_silu, [x32])
     if logic.op == "GELU":
         fn = gelu_ibert if logic.algorithm == "ibert" else gelu_poly2
         return G.with_exact_grad(fn, G.exact_gelu, [x32])
@@ -102,12 +116,14 @@ def _softmax(x: Array, logic: Logic, axis: Any) -> Array:
     return xp.moveaxis(y, -1, axis) if moved else y
 
 
-def _layernorm(x: Array, logic: Logic, normalized_shape: Any, weight: Any, bias: Any) -> Array:
+def _rows(x: Array, normalized_shape: Any, params: dict) -> tuple[Array, tuple, list]:
+    """``x`` reshaped to ``(..., n)`` over the trailing ``normalized_shape`` (default: the last
+    dimension), its shape, and the named parameters as float32 ``(n,)`` arrays (or ``None``)."""
     xp = B.namespace(x)
     shape = tuple(x.shape)
     if normalized_shape is None:
         if not shape:
-            raise ValueError("layer norm needs an input with at least one dimension")
+            raise ValueError("a layer or RMS norm needs an input with at least one dimension")
         normalized_shape = shape[-1:]
     elif isinstance(normalized_shape, int) and not isinstance(normalized_shape, bool):
         normalized_shape = (normalized_shape,)
@@ -121,16 +137,22 @@ def _layernorm(x: Array, logic: Logic, normalized_shape: Any, weight: Any, bias:
     n = math.prod(normalized_shape)
     lead = shape[: len(shape) - k]
     x2 = xp.reshape(x, lead + (n,))
-    params = []
-    for name, p in (("weight", weight), ("bias", bias)):
+    out = []
+    for name, p in params.items():
         if p is None:
-            params.append(None)
+            out.append(None)
             continue
         p = B.convert_like(p, x)
         B.check_float(p, name)
         if tuple(p.shape) != normalized_shape:
             raise ValueError(f"{name} has shape {tuple(p.shape)}; expected normalized_shape {normalized_shape}")
-        params.append(xp.reshape(B.to_float32(p), (n,)))
+        out.append(xp.reshape(B.to_float32(p), (n,)))
+    return x2, shape, out
+
+
+def _layernorm(x: Array, logic: Logic, normalized_shape: Any, weight: Any, bias: Any) -> Array:
+    xp = B.namespace(x)
+    x2, shape, params = _rows(x, normalized_shape, {"weight": weight, "bias": bias})
     if logic.algorithm == "ibert":
         fn, eps = layernorm_ibert, 1e-12
     else:
@@ -146,4 +168,30 @@ def _layernorm(x: Array, logic: Logic, normalized_shape: Any, weight: Any, bias:
         else:
             eps = QUAKE3_EPS[nf]
     y = G.with_exact_grad(fn, G.exact_layernorm(eps), [x2, *params])
+    return xp.reshape(y, shape)
+
+
+def _eps(eps: Any, dtype: str) -> float:
+    """The RMS norm's epsilon: a non-negative real number, ``None`` for ``finfo(dtype).eps``."""
+    if eps is None:
+        return _FINFO_EPS[dtype]
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"eps must be a Python float or None, got {eps!r}")
+    eps = float(eps)
+    if not eps >= 0.0 or math.isinf(eps):
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
+    return eps
+
+
+def _rmsnorm(x: Array, logic: Logic, normalized_shape: Any, weight: Any, eps: float) -> Array:
+    xp = B.namespace(x)
+    x2, shape, params = _rows(x, normalized_shape, {"weight": weight})
+    alg, nf, norm = logic.algorithm, logic.nf, logic.norm
+
+    def fn(v: Array, w: Array | None) -> Array:
+        return rmsnorm_rows(v, alg, nf, norm, w, eps)
+
+    # the exact RMS norm with the epsilon the logic adds, in input units
+    exact_eps = rms_eps(alg, nf, norm, eps) * (4.0**norm if alg == "fallback" else 1.0)
+    y = G.with_exact_grad(fn, G.exact_rmsnorm(exact_eps), [x2, *params])
     return xp.reshape(y, shape)

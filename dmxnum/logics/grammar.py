@@ -1,7 +1,7 @@
 """Logic values and their shorthand grammar (SPEC section 5).
 
 A logic is a small frozen value naming an operation (``SOFTMAX``, ``GELU``,
-``LAYERNORM``, ``EXP``, ``RECIP``, ``RSQRT`` or ``NONE``), its algorithm and
+``LAYERNORM``, ``SILU``, ``RMSNORM``, ``EXP``, ``RECIP``, ``RSQRT`` or ``NONE``), its algorithm and
 the number format ``NF`` its arithmetic is rounded to. ``str(logic)`` prints
 the canonical shorthand and ``parse_logic(str(logic)) == logic``.
 
@@ -14,6 +14,11 @@ Grammar (spaces ignored, operation and algorithm names case-insensitive)::
     LAYERNORM(fallback, NORM, float16)          NORM an integer 0..15
     LAYERNORM(legacy, _, float32|float16|bfloat16)
     LAYERNORM(quake3, _, float16|float32)
+    SILU(poly2|base2, int|float32|float16|bfloat16)
+    SILU(base2quake3, float16)
+    RMSNORM(fallback, NORM, float16)            NORM an integer 0..15
+    RMSNORM(legacy, float32|float16|bfloat16)
+    RMSNORM(quake3, float16|float32)
     EXP(poly2|base2, int|float32|float16|bfloat16)
     RECIP(quake3, float16)
     RSQRT(quake3, float16|float32)
@@ -45,17 +50,26 @@ ALGORITHMS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "EXP": {"poly2": _ALL_NF, "base2": _ALL_NF},
     "RECIP": {"quake3": ("float16",)},
     "RSQRT": {"quake3": ("float16", "float32")},
+    "SILU": {"poly2": _ALL_NF, "base2": _ALL_NF, "base2quake3": ("float16",)},
+    "RMSNORM": {
+        "fallback": ("float16",),
+        "legacy": ("float32", "float16", "bfloat16"),
+        "quake3": ("float16", "float32"),
+    },
 }
 
 
 def all_specs() -> list[str]:
     """Every logic shorthand the grammar accepts, one per (operation, algorithm,
-    NF); the fallback layer norm with NORM 0 and 3."""
+    NF); the fallback layer norm with NORM 0 and 3, the fallback RMS norm with
+    NORM 0 and 8."""
     out = []
     for op, algos in ALGORITHMS.items():
         for alg, nfs in algos.items():
             if nfs is None:
                 out.append(f"{op}({alg})")
+            elif op == "RMSNORM" and alg == "fallback":
+                out += [f"RMSNORM(fallback,{norm},{nf})" for nf in nfs for norm in (0, 8)]
             elif op == "LAYERNORM":
                 for nf in nfs:
                     if alg == "fallback":
@@ -66,13 +80,15 @@ def all_specs() -> list[str]:
                 out.extend(f"{op}({alg},{nf})" for nf in nfs)
     return out
 
-#: the NORM of LAYERNORM(fallback, NORM, float16): 2^NORM must be a float16 number
+#: the NORM of LAYERNORM / RMSNORM(fallback, NORM, float16): 2^NORM must be a float16 number
 NORM_RANGE = (0, 15)
 
 _GRAMMAR = (
     "NONE | SOFTMAX(poly2|base2,int|float32|float16|bfloat16) | SOFTMAX(base2quake3,float16) | "
     "GELU(poly2,float16) | LAYERNORM(fallback,NORM,float16) | LAYERNORM(legacy,_,float32|float16|bfloat16) | "
-    "LAYERNORM(quake3,_,float16|float32) | EXP(poly2|base2,NF) | RECIP(quake3,float16) | "
+    "LAYERNORM(quake3,_,float16|float32) | SILU(poly2|base2,int|float32|float16|bfloat16) | "
+    "SILU(base2quake3,float16) | RMSNORM(fallback,NORM,float16) | RMSNORM(legacy,float32|float16|bfloat16) | "
+    "RMSNORM(quake3,float16|float32) | EXP(poly2|base2,NF) | RECIP(quake3,float16) | "
     "RSQRT(quake3,float16|float32) | SOFTMAX(ibert) | GELU(ibert) | LAYERNORM(ibert)"
 )
 
@@ -80,10 +96,10 @@ _GRAMMAR = (
 @dataclass(frozen=True)
 class Logic:
     """One approximation: ``op`` (``"SOFTMAX"``, ...), ``algorithm``, ``nf`` and, for
-    ``LAYERNORM(fallback, NORM, float16)``, ``norm``.
+    ``LAYERNORM(fallback, NORM, float16)`` and ``RMSNORM(fallback, NORM, float16)``, ``norm``.
 
     ``nf`` is ``None`` for the I-BERT algorithms and for ``NONE``; ``norm`` is
-    ``None`` except for the fallback layer norm. Construction validates the
+    ``None`` except for the fallback layer and RMS norms. Construction validates the
     combination and raises :class:`~dmxnum.errors.ShorthandError` listing the
     valid choices. Calling the value applies it: ``logic(x, **args)`` is
     ``dmxnum.approximate(x, logic, **args)``.
@@ -105,6 +121,8 @@ class Logic:
         if self.op == "LAYERNORM":
             middle = "_" if self.norm is None else str(self.norm)
             return f"LAYERNORM({self.algorithm},{middle},{self.nf})"
+        if self.norm is not None:
+            return f"{self.op}({self.algorithm},{self.norm},{self.nf})"
         return f"{self.op}({self.algorithm},{self.nf})"
 
     def __call__(self, x: Any, **args: Any) -> Any:
@@ -137,15 +155,17 @@ def _validate(op: str, algorithm: str | None, nf: str | None, norm: int | None, 
         return
     if nf not in accepted:
         _fail(text, f"number format {nf!r} is not accepted by {op}({algorithm}); valid: {', '.join(accepted)}")
-    if op == "LAYERNORM" and algorithm == "fallback":
+    if op in ("LAYERNORM", "RMSNORM") and algorithm == "fallback":
         if not isinstance(norm, int) or isinstance(norm, bool) or not NORM_RANGE[0] <= norm <= NORM_RANGE[1]:
             _fail(
                 text,
-                f"NORM of LAYERNORM(fallback,NORM,float16) must be an integer in "
+                f"NORM of {op}(fallback,NORM,float16) must be an integer in "
                 f"{NORM_RANGE[0]}..{NORM_RANGE[1]} (2^NORM a float16 number), got {norm!r}",
             )
     elif norm is not None:
-        _fail(text, f"LAYERNORM({algorithm},...) takes '_' as its second argument, got {norm!r}")
+        if op == "LAYERNORM":
+            _fail(text, f"LAYERNORM({algorithm},...) takes '_' as its second argument, got {norm!r}")
+        _fail(text, f"{op}({algorithm},NF) takes no NORM, got {norm!r}")
 
 
 NONE = Logic("NONE")
@@ -198,6 +218,22 @@ def parse_logic(spec: "str | Logic") -> Logic:
                 _fail(text, f"LAYERNORM({algorithm},...) takes '_' as its second argument, got {middle!r}")
             norm = None
         nf = parts[2].lower()
+    elif op == "RMSNORM":
+        if algorithm == "fallback":
+            if len(parts) != 3:
+                _fail(text, "RMSNORM(fallback,...) takes 3 arguments: write RMSNORM(fallback,NORM,float16)")
+            if not re.fullmatch(r"[+-]?\d+", parts[1]):
+                _fail(text, f"NORM {parts[1]!r} is not an integer; valid: {NORM_RANGE[0]}..{NORM_RANGE[1]}")
+            norm, nf = int(parts[1]), parts[2].lower()
+        else:
+            if len(parts) != 2:
+                valid = "|".join(accepted)
+                _fail(
+                    text,
+                    f"RMSNORM({algorithm},NF) takes 2 arguments: algorithm and number format "
+                    f"(write RMSNORM({algorithm},{valid}); only RMSNORM(fallback,NORM,float16) takes a NORM)",
+                )
+            nf, norm = parts[1].lower(), None
     else:
         if len(parts) != 2:
             _fail(text, f"{op}({algorithm},NF) takes 2 arguments: algorithm and number format")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _backend as B
-from .nf import Arith, ftz, sqrt_f32, tree_sum
+from .nf import Arith, div_by_count, ftz, rsqrt_f32, tree_sum
 from .quake import rsqrt
 
 Array = Any
@@ -13,13 +12,6 @@ Array = Any
 FALLBACK_EPS = 1e-5  # float32 constant
 LEGACY_EPS = 2.0**-126
 QUAKE3_EPS = {"float16": 2.0**-10, "float32": float(__import__("numpy").float32(1e-5))}
-
-
-def _row_div(A: Arith, s: Array, n: int) -> Array:
-    """``s / n`` rounded to NF, with ``n`` an NF constant the compiler cannot treat as a broadcast."""
-    xp = A.xp
-    nn = xp.where(xp.isnan(s), s, xp.full_like(s, A.c(float(n))))
-    return A.r(s / B.rounding_point(nn))
 
 
 def layernorm_rows(x: Array, algorithm: str, nf: str, norm: int | None, w: Array | None, b: Array | None) -> Array:
@@ -32,7 +24,6 @@ def layernorm_rows(x: Array, algorithm: str, nf: str, norm: int | None, w: Array
     quake3: legacy mean/var; ``rs = rsqrtNF(var + max(eps_NF, 1e-5))``.
     Then ``y = ((x - mean) * w) * rs + b``.
     """
-    xp = B.namespace(x)
     A = Arith(nf, x)
     n = x.shape[-1]
     x = A.r(x)
@@ -42,16 +33,16 @@ def layernorm_rows(x: Array, algorithm: str, nf: str, norm: int | None, w: Array
         b = A.r(b)
     if algorithm == "fallback":
         x = A.r(x / A.c(2.0**norm))
-        mean = _row_div(A, tree_sum(x, nf), n)
-        m2 = _row_div(A, tree_sum(A.mul(x, x), nf), n)
+        mean = div_by_count(A, tree_sum(x, nf), n)
+        m2 = div_by_count(A, tree_sum(A.mul(x, x), nf), n)
         var = A.sub(m2, A.mul(mean, mean))
-        rs = A.r(_rsqrt_f32(var + float(__import__("numpy").float32(FALLBACK_EPS))))
+        rs = A.r(rsqrt_f32(var + float(__import__("numpy").float32(FALLBACK_EPS))))
     else:
-        mean = _row_div(A, tree_sum(x, nf), n)
+        mean = div_by_count(A, tree_sum(x, nf), n)
         dev = A.sub(x, mean)
-        var = _row_div(A, tree_sum(A.mul(dev, dev), nf), n)
+        var = div_by_count(A, tree_sum(A.mul(dev, dev), nf), n)
         if algorithm == "legacy":
-            rs = A.r(_rsqrt_f32(ftz(var + LEGACY_EPS)))
+            rs = A.r(rsqrt_f32(ftz(var + LEGACY_EPS)))
         else:
             rs = rsqrt(A.add(var, A.c(QUAKE3_EPS[nf])), nf)
     y = A.sub(x, mean)
@@ -61,9 +52,3 @@ def layernorm_rows(x: Array, algorithm: str, nf: str, norm: int | None, w: Array
     if b is not None:
         y = A.add(y, b)
     return y
-
-
-def _rsqrt_f32(v: Array) -> Array:
-    """``1 / sqrt(v)`` as two float32 operations (flushed), kept apart from XLA's rsqrt rewrite."""
-    t = B.rounding_point(ftz(sqrt_f32(v)))
-    return ftz(1.0 / t)

@@ -186,6 +186,21 @@ def sqrt_f32(x: Array) -> Array:
     return B.namespace(x).sqrt(x)
 
 
+def div_by_count(A: Arith, s: Array, n: int) -> Array:
+    """``s / n`` rounded to NF (``n`` a count converted to NF), with ``n`` a full-shape runtime
+    array behind a rounding point, so the compiler cannot rewrite it as a multiplication
+    by a broadcast reciprocal (NaN ``s`` divides by itself)."""
+    xp = A.xp
+    nn = xp.where(xp.isnan(s), s, xp.full_like(s, A.c(float(n))))
+    return A.r(s / B.rounding_point(nn))
+
+
+def rsqrt_f32(v: Array) -> Array:
+    """``1 / sqrt(v)`` as two float32 operations (each flushed), kept apart from XLA's rsqrt rewrite."""
+    t = B.rounding_point(ftz(sqrt_f32(v)))
+    return ftz(1.0 / t)
+
+
 def _pad_last(x: Array, fill: float) -> Array:
     xp = B.namespace(x)
     n = x.shape[-1]

@@ -385,6 +385,86 @@ def layernorm(
     return out.reshape(x.shape)
 
 
+# ----------------------------------------------------------------------------- silu
+def silu(x: np.ndarray, algorithm: str, nf: str) -> np.ndarray:
+    """Reference ``SILU(algorithm, NF)``: ``e = EXP(-x)``, ``d = 1 + e``, ``y = x / d``
+    (``base2quake3``: ``x * recip16(d)``), each step one NF operation."""
+    A = _NF("float32" if nf == "int" else nf)
+    exp_alg = "base2" if algorithm == "base2quake3" else algorithm
+    one = A.exact(1)
+    out = np.empty(np.shape(x), np.float32)
+    for i, v in np.ndenumerate(np.asarray(x, np.float32)):
+        v = _clamp_int(v) if nf == "int" else A.of32(v)
+        neg = -v  # exact
+        p, k = _exp_parts(neg, exp_alg, nf)
+        e = A.scale2(p, k)
+        d = A.add(one, e)
+        y = A.mul(v, _recip16(d)) if algorithm == "base2quake3" else A.div(v, d)
+        out[i] = np.float32(y)
+    return out
+
+
+# ----------------------------------------------------------------------------- rms norm
+def _finfo_eps(dtype: Any) -> float:
+    """``finfo(dtype).eps`` (``ml_dtypes.finfo`` also knows bfloat16)."""
+    return float(ml_dtypes.finfo(dtype).eps)
+
+
+def _rmsnorm_row(row: list, algorithm: str, nf: str, norm: int | None, w: list | None, eps: float) -> list:
+    A = _NF(nf)
+    xs = [A.of32(v) for v in row]
+    ws = [A.of32(v) for v in w] if w is not None else None
+    e = A.exact(Fraction(eps))  # the module's eps rounded once to NF (flushed for float32/bfloat16)
+    if algorithm == "fallback":
+        xs = [A.div(v, A.exact(2**norm)) for v in xs]
+        e = np.float32(Fraction(float(e)) / 4**norm)  # exact power-of-two scaling, a float32 number
+    sq = _tree([A.mul(v, v) for v in xs], A.add, A.of32(0.0))
+    ms = A.div(sq, A.exact(len(xs)))
+    if algorithm == "quake3":
+        floor = A.exact(Fraction(1, 1024)) if nf == "float16" else A.exact(Fraction(1, 2**23))
+        rs = _rsqrt(A.add(ms, e if float(e) > float(floor) else floor), nf)
+    else:
+        with np.errstate(all="ignore"):
+            t = _flush32(np.float32(np.float32(ms) + np.float32(e)))
+            r = _flush32(np.sqrt(t))
+            rs = A.of32(_flush32(np.float32(1) / r))
+    out = []
+    for j, v in enumerate(xs):
+        y = A.mul(v, rs)
+        if ws is not None:
+            y = A.mul(ws[j], y)
+        out.append(np.float32(y))
+    return out
+
+
+def rmsnorm(
+    x: np.ndarray,
+    algorithm: str,
+    nf: str,
+    norm: int | None = None,
+    normalized_shape: Any = None,
+    weight: np.ndarray | None = None,
+    eps: float | None = None,
+) -> np.ndarray:
+    """Reference RMS norm over the trailing ``normalized_shape`` (default: last dimension);
+    ``eps=None`` is ``finfo(x.dtype).eps`` of the input as given."""
+    x = np.asarray(x)
+    if eps is None:
+        eps = _finfo_eps(x.dtype)
+    x = x.astype(np.float32)
+    if normalized_shape is None:
+        normalized_shape = x.shape[-1:]
+    elif isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    n = int(np.prod(normalized_shape))
+    rows = x.reshape(-1, n)
+    w = None if weight is None else [np.float32(v) for v in np.asarray(weight, np.float32).reshape(-1)]
+    out = np.empty(rows.shape, np.float32)
+    for i in range(rows.shape[0]):
+        out[i] = _rmsnorm_row(list(rows[i]), algorithm, nf, norm, w, float(eps))
+    return out.reshape(x.shape)
+
+
 # ----------------------------------------------------------------------------- I-BERT
 def _quantize(x: np.ndarray, f_lo: int, f_hi: int) -> tuple[np.ndarray, int, np.ndarray]:
     """16-bit per-tensor power-of-two quantization (docs/logics.md): (int64 q, f, NaN mask)."""
@@ -510,6 +590,10 @@ def approximate(x: np.ndarray, spec: Any, **args: Any) -> np.ndarray:
     logic = parse_logic(spec)
     if logic.op == "NONE":
         return x
+    if logic.op == "RMSNORM":  # eps=None needs the input's own dtype
+        return rmsnorm(
+            x, logic.algorithm, logic.nf, logic.norm, args.get("normalized_shape"), args.get("weight"), args.get("eps")
+        )
     x = np.asarray(x).astype(np.float32)
     if logic.op == "SOFTMAX":
         return softmax(x, logic.algorithm, logic.nf, axis=args.get("axis", -1))
@@ -525,6 +609,8 @@ def approximate(x: np.ndarray, spec: Any, **args: Any) -> np.ndarray:
             args.get("weight"),
             args.get("bias"),
         )
+    if logic.op == "SILU":
+        return silu(x, logic.algorithm, logic.nf)
     if logic.op == "EXP":
         return exp(x, logic.algorithm, logic.nf)
     if logic.op == "RECIP":
