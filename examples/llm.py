@@ -177,3 +177,67 @@ def perplexity_table(rows: Iterable[tuple[str, float]], baseline: float) -> str:
     for name, ppl in rows:
         lines.append(f"| {name} | {ppl:.2f} | {100 * (ppl / baseline - 1):+.1f}% |")
     return "\n".join(lines)
+
+
+#: the configurations of the perplexity table: (name, config file, rules)
+def table_configurations() -> list[tuple[str, str | None, tuple]]:
+    """The rows of the perplexity table after FP32: the five LLM config
+    files, then the approximation file split by op kind (softmax only, SiLU
+    only, RMS norm only; the file itself is "all")."""
+    from dmxnum.config import ConfigRule
+
+    def only(kind: str, logic: str) -> tuple:
+        return (ConfigRule(module_types=[kind], config={"approximation_function": logic}),)
+
+    return [
+        ("BFP16 W+A (every Linear)", "configs/llm_bfp16.yaml", ()),
+        ("MXFP8 W+A (every Linear)", "configs/llm_mxfp8.yaml", ()),
+        ("MXFP4 weights (decoder layers)", "configs/llm_mxfp4_weights.yaml", ()),
+        ("NVFP4 weights (decoder layers)", "configs/llm_nvfp4.yaml", ()),
+        ("approx: softmax only", None, only("attention", "SOFTMAX(base2,float16)")),
+        ("approx: SiLU only", None, only("silu", "SILU(base2,float16)")),
+        ("approx: RMS norm only", None, only("rms_norm", "RMSNORM(fallback,8,float16)")),
+        ("approx: all (llm_approx.yaml)", "configs/llm_approx.yaml", ()),
+    ]
+
+
+def run_table(
+    count: int, root: str | os.PathLike | None = None, progress: bool = True, files_only: bool = False
+) -> str:
+    """Perplexity of FP32 and every :func:`table_configurations` row (with
+    ``files_only``, the config-file rows only) on the first ``count``
+    evaluation windows; returns the Markdown table with the corpus hash and
+    Python version."""
+    import warnings
+
+    import torch_frontend as dmx
+
+    from pathlib import Path
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    net = load_smollm2()
+    windows = corpus("eval", count)
+    dmx.aware()
+    base = perplexity(net, windows, progress=progress)
+    rows = [("FP32", base)]
+    for name, path, rules in table_configurations():
+        if files_only and path is None:
+            continue
+        model = dmx.Model(net).transform(None if path is None else str(root / path), *rules)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", dmx.SlotNotAppliedWarning)
+            rows.append((name, perplexity(model, windows, progress=progress)))
+        print(f"  {name}: {rows[-1][1]:.3f}", file=sys.stderr, flush=True)
+    head = (
+        f"{count} windows of {WINDOW} tokens; corpus SHA-256 {corpus_sha256()[:16]}…, "
+        f"Python {python_version()}"
+    )
+    return head + "\n\n" + perplexity_table(rows, base)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="SmolLM2-135M perplexity table (docs/llm.md)")
+    parser.add_argument("--windows", type=int, default=64, help="evaluation windows (1-64)")
+    print(run_table(parser.parse_args().windows))
