@@ -90,7 +90,15 @@ def namespace(path: str) -> dict:
     return names
 
 
-@pytest.mark.parametrize("path", [f for f in FILES if blocks(f)])
+#: pages whose examples load SmolLM2: run in the worker of tests/llm (one
+#: model in memory at a time under ``--dist loadgroup``)
+_LLM_PAGES = {"docs/llm.md"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(f, marks=pytest.mark.xdist_group("llm")) if f in _LLM_PAGES else f for f in FILES if blocks(f)],
+)
 def test_code_blocks_run(path, monkeypatch):
     import torch_frontend as dmx
 
