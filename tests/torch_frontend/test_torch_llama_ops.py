@@ -244,3 +244,19 @@ def test_rms_norm_approximation_rejects_other_families():
     net = tiny_llama()
     with pytest.raises(ConfigError, match="RMSNORM"):
         dmx.Model(net).transform({"model.norm": {"approximation_function": "LAYERNORM(legacy,_,float16)"}})
+
+
+@pytest.mark.parametrize("config", ["llm_mxfp8", "llm_approx"])
+def test_llama_compiles_as_one_graph_with_eager_bits(aware, config):
+    """SmolLM2's classes (on the tiny Llama) under ``torch.compile(fullgraph=True)``
+    with ``use_cache=False``: one graph, the same bits as the eager wrapper
+    (``aot_eager``); docs/llm.md has the 30-layer SmolLM2 run."""
+    from pathlib import Path
+
+    net = tiny_llama()
+    model = dmx.Model(net).transform(str(Path(__file__).resolve().parents[2] / "configs" / f"{config}.yaml"))
+    eager = logits(model)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dmx.SlotNotAppliedWarning)
+        assert torch.equal(logits(compiled), eager)
