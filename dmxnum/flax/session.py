@@ -301,35 +301,30 @@ def _apply_module(s: Session, name: str, module: Any, slots: dict, next_fun, arg
     return s.cast(y, slots.get("output_format"), layout, name, "output_format", spatial)
 
 
-def _layer_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -> Any:
+def _last_axis_scale(module: Any, x: Any, approx: Any, name: str, cls: str) -> Any:
+    """The ``scale`` parameter of a Flax norm (None without one), after checking
+    that it normalizes over the last axis only, as the logics do."""
     from ..errors import ConfigError
 
     axes = module.reduction_axes
     axes = (axes,) if isinstance(axes, int) else tuple(axes)
     if tuple(a % x.ndim for a in axes) != (x.ndim - 1,):
         raise ConfigError(
-            f"{name}: approximation_function {approx} needs a LayerNorm over the last axis "
+            f"{name}: approximation_function {approx} needs a {cls} over the last axis "
             f"(reduction_axes=-1), got reduction_axes={module.reduction_axes}"
         )
-    params = module.variables.get("params", {})
-    weight = params.get("scale") if module.use_scale else None
-    bias = params.get("bias") if module.use_bias else None
+    return module.variables.get("params", {}).get("scale") if module.use_scale else None
+
+
+def _layer_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -> Any:
+    weight = _last_axis_scale(module, x, approx, name, "LayerNorm")
+    bias = module.variables.get("params", {}).get("bias") if module.use_bias else None
     return s.approximate(x, approx, name, normalized_shape=x.shape[-1:], weight=weight, bias=bias)
 
 
 def _rms_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -> Any:
     """Flax ``RMSNorm`` as ``dmxnum.approximate(x, RMSNORM(...), weight=scale, eps=epsilon)``."""
-    from ..errors import ConfigError
-
-    axes = module.reduction_axes
-    axes = (axes,) if isinstance(axes, int) else tuple(axes)
-    if tuple(a % x.ndim for a in axes) != (x.ndim - 1,):
-        raise ConfigError(
-            f"{name}: approximation_function {approx} needs an RMSNorm over the last axis "
-            f"(reduction_axes=-1), got reduction_axes={module.reduction_axes}"
-        )
-    params = module.variables.get("params", {})
-    weight = params.get("scale") if module.use_scale else None
+    weight = _last_axis_scale(module, x, approx, name, "RMSNorm")
     return s.approximate(
         x, approx, name, normalized_shape=x.shape[-1:], weight=weight, eps=float(module.epsilon)
     )
