@@ -202,12 +202,13 @@ def table_configurations() -> list[tuple[str, str | None, tuple]]:
 
 
 def run_table(
-    count: int, root: str | os.PathLike | None = None, progress: bool = True, files_only: bool = False
+    count: int, root: str | os.PathLike | None = None, progress: bool = True, files_only: bool = False,
+    select: str | None = None,
 ) -> str:
     """Perplexity of FP32 and every :func:`table_configurations` row (with
-    ``files_only``, the config-file rows only) on the first ``count``
-    evaluation windows; returns the Markdown table with the corpus hash and
-    Python version."""
+    ``files_only``, the config-file rows only; with ``select``, the rows whose
+    name contains it) on the first ``count`` evaluation windows; returns the
+    Markdown table with the corpus hash and Python version."""
     import warnings
 
     import torch_frontend as dmx
@@ -221,7 +222,7 @@ def run_table(
     base = perplexity(net, windows, progress=progress)
     rows = [("FP32", base)]
     for name, path, rules in table_configurations():
-        if files_only and path is None:
+        if (files_only and path is None) or (select is not None and select not in name):
             continue
         model = dmx.Model(net).transform(None if path is None else str(root / path), *rules)
         with warnings.catch_warnings():
@@ -240,4 +241,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="SmolLM2-135M perplexity table (docs/llm.md)")
     parser.add_argument("--windows", type=int, default=64, help="evaluation windows (1-64)")
-    print(run_table(parser.parse_args().windows))
+    parser.add_argument("--select", default=None, help="only the rows whose name contains this text")
+    options = parser.parse_args()
+    print(run_table(options.windows, select=options.select))

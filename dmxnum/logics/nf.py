@@ -51,10 +51,16 @@ def _convert(x: Array, name: str) -> Array:
         import jax.numpy as jnp
 
         return x.astype(getattr(jnp, name)).astype(jnp.float32)
-    # PyTorch: integer rounding on the bit pattern. (Inductor removes a float32 ->
-    # float16 -> float32 round trip inside fused kernels, so torch.compile would
-    # skip the rounding; eager and compiled run this same code.)
-    return _round_bits_f16(x) if name == "float16" else _round_bits_bf16(x)
+    # PyTorch: inductor removes a float32 -> float16 -> float32 round trip inside
+    # fused kernels, so traced code rounds on the bit pattern; eager code uses
+    # the native conversion (the same RNE, overflow and subnormals; NaN and Inf
+    # are passed through unchanged as the bit path does, keeping NaN payloads).
+    import torch
+
+    if B.is_tracing(x) or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return _round_bits_f16(x) if name == "float16" else _round_bits_bf16(x)
+    dtype = torch.float16 if name == "float16" else torch.bfloat16
+    return torch.where(torch.isfinite(x), x.to(dtype).to(torch.float32), x)
 
 
 def _round_bits_bf16(x: Array) -> Array:
