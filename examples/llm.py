@@ -221,6 +221,7 @@ def run_table(
     dmx.aware()
     base = perplexity(net, windows, progress=progress)
     rows = [("FP32", base)]
+    print(f"  FP32: {base:.3f}", file=sys.stderr, flush=True)
     for name, path, rules in table_configurations():
         if (files_only and path is None) or (select is not None and select not in name):
             continue
