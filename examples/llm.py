@@ -203,11 +203,12 @@ def table_configurations() -> list[tuple[str, str | None, tuple]]:
 
 def run_table(
     count: int, root: str | os.PathLike | None = None, progress: bool = True, files_only: bool = False,
-    select: str | None = None,
+    select: str | None = None, length: int = WINDOW,
 ) -> str:
     """Perplexity of FP32 and every :func:`table_configurations` row (with
     ``files_only``, the config-file rows only; with ``select``, the rows whose
-    name contains it) on the first ``count`` evaluation windows; returns the
+    name contains it) on the first ``length`` tokens of the first ``count``
+    evaluation windows; returns the
     Markdown table with the corpus hash and Python version."""
     import warnings
 
@@ -217,7 +218,7 @@ def run_table(
 
     root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     net = load_smollm2()
-    windows = corpus("eval", count)
+    windows = corpus("eval", count)[:, :length]
     dmx.aware()
     base = perplexity(net, windows, progress=progress)
     rows = [("FP32", base)]
@@ -231,7 +232,7 @@ def run_table(
             rows.append((name, perplexity(model, windows, progress=progress)))
         print(f"  {name}: {rows[-1][1]:.3f}", file=sys.stderr, flush=True)
     head = (
-        f"{count} windows of {WINDOW} tokens; corpus SHA-256 {corpus_sha256()[:16]}…, "
+        f"{count} window(s) of {length} tokens; corpus SHA-256 {corpus_sha256()[:16]}…, "
         f"Python {python_version()}"
     )
     return head + "\n\n" + perplexity_table(rows, base)
