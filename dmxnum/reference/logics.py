@@ -368,14 +368,8 @@ def layernorm(
 ) -> np.ndarray:
     """Reference layer norm over the trailing ``normalized_shape`` (default: last dimension)."""
     x = np.asarray(x, np.float32)
-    if normalized_shape is None:
-        normalized_shape = x.shape[-1:]
-    elif isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
-    n = int(np.prod(normalized_shape))
-    rows = x.reshape(-1, n)
-    w = None if weight is None else [np.float32(v) for v in np.asarray(weight, np.float32).reshape(-1)]
-    b = None if bias is None else [np.float32(v) for v in np.asarray(bias, np.float32).reshape(-1)]
+    rows = _norm_rows(x, normalized_shape)
+    w, b = _param_list(weight), _param_list(bias)
     out = np.empty(rows.shape, np.float32)
     if algorithm == "ibert":
         out = _layernorm_ibert(rows, w, b)
@@ -437,6 +431,20 @@ def _rmsnorm_row(row: list, algorithm: str, nf: str, norm: int | None, w: list |
     return out
 
 
+def _norm_rows(x: np.ndarray, normalized_shape: Any) -> np.ndarray:
+    """``x`` as rows of the flattened trailing ``normalized_shape`` (default: last dimension)."""
+    if normalized_shape is None:
+        normalized_shape = x.shape[-1:]
+    elif isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    return x.reshape(-1, int(np.prod(normalized_shape)))
+
+
+def _param_list(p: np.ndarray | None) -> list | None:
+    """A norm's weight or bias as a flat list of float32 scalars (None stays None)."""
+    return None if p is None else [np.float32(v) for v in np.asarray(p, np.float32).reshape(-1)]
+
+
 def rmsnorm(
     x: np.ndarray,
     algorithm: str,
@@ -452,13 +460,8 @@ def rmsnorm(
     if eps is None:
         eps = _finfo_eps(x.dtype)
     x = x.astype(np.float32)
-    if normalized_shape is None:
-        normalized_shape = x.shape[-1:]
-    elif isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
-    n = int(np.prod(normalized_shape))
-    rows = x.reshape(-1, n)
-    w = None if weight is None else [np.float32(v) for v in np.asarray(weight, np.float32).reshape(-1)]
+    rows = _norm_rows(x, normalized_shape)
+    w = _param_list(weight)
     out = np.empty(rows.shape, np.float32)
     for i in range(rows.shape[0]):
         out[i] = _rmsnorm_row(list(rows[i]), algorithm, nf, norm, w, float(eps))
