@@ -35,3 +35,14 @@ class SlotNotAppliedWarning(UserWarning):
 class ConfigWarning(UserWarning):
     """A configuration is valid but probably not what was meant (a rule that
     selects no module, an ignored mltools key such as ``state_dict_url``)."""
+
+
+class NotCalibratedError(RuntimeError):
+    """A configured static scale (``input_scale`` / ``weight_scale``) was used
+    before calibration set it; run the frontend's ``calibrate`` first."""
+
+
+class PTQWarning(ConfigWarning):
+    """Post-training quantization state (a calibrated scale, a GPTQ weight)
+    was dropped because the configuration or the module changed, or could
+    not be set; the message names the modules and what to rerun."""

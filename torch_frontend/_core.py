@@ -29,8 +29,9 @@ def _words_for(x: torch.Tensor, key: Any) -> torch.Tensor:
     return key(x)
 
 
-def cast(x: Any, fmt: Any, key: Any = None, where: str | None = None) -> Any:
-    """``dmxnum.cast(x, fmt)`` on a floating tensor; ``x`` itself for SAME/None/non-float.
+def cast(x: Any, fmt: Any, key: Any = None, where: str | None = None, scale: Any = None) -> Any:
+    """``dmxnum.cast(x, fmt[, scale=scale])`` on a floating tensor; ``x`` itself
+    for SAME/None/non-float. ``scale``: a calibrated static scale (a tensor).
 
     Stochastic formats take their words from ``key`` (a :class:`Words`).
     ``where`` (``"<module>: <slot>"``) turns a cast that cannot apply to
@@ -42,9 +43,9 @@ def cast(x: Any, fmt: Any, key: Any = None, where: str | None = None) -> Any:
         return x
     words = _words_for(x, key) if fmt.stochastic else None
     if where is None:
-        return _OPS.cast(x, str(fmt), None, words)
+        return _OPS.cast(x, str(fmt), scale, words)
     try:
-        return _OPS.cast(x, str(fmt), None, words)
+        return _OPS.cast(x, str(fmt), scale, words)
     except (ValueError, IndexError) as err:
         raise ConfigError(
             f"{where} = {str(fmt)!r} cannot apply to a tensor of shape {tuple(x.shape)}: {err}"

@@ -62,16 +62,17 @@ from dmxnum.config import (
     to_yaml,
 )
 from dmxnum.config.schema import RULES_KEY, _check_module, closest
-from dmxnum.errors import ConfigError, ConfigWarning, SlotNotAppliedWarning
+from dmxnum.errors import ConfigError, ConfigWarning, NotCalibratedError, PTQWarning, SlotNotAppliedWarning
 
 from . import _attention, _core, _modules, _ops
 from ._aware import is_aware
+from ._ptq_store import PTQStore
 from ._words import Words, draw_seed
 
 _FUNCTIONAL_NAME = re.compile(
     r"(?:^|\.)(" + "|".join(sorted({op for op, _ in _ops.OPS.values()})) + r")_\d+$"
 )
-_WEIGHT_SLOTS = ("weight_sparseness", "weight_format")
+_WEIGHT_SLOTS = ("weight_sparseness", "weight_format", "weight_scale")
 #: modules PyTorch may compute in one fused call that skips their children
 #: (TransformerEncoder: the nested-tensor path for padded batches)
 _FAST_PATH = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder)
@@ -266,14 +267,14 @@ class _Run:
         if leaves and leaves[0].is_floating_point() and not leaves[0].is_nested:
             self.capture.setdefault(name, []).append(leaves[0].detach())
 
-    def cast_input(self, t: torch.Tensor, fmt: Any, where: str) -> torch.Tensor:
+    def cast_input(self, t: torch.Tensor, fmt: Any, where: str, scale: Any = None) -> torch.Tensor:
         if fmt.stochastic or _core.tracing() or t.is_inference():
-            return _core.cast(t, fmt, self.key, where)
-        k = (id(t), t._version, fmt)
+            return _core.cast(t, fmt, self.key, where, scale)
+        k = (id(t), t._version, fmt, None if scale is None else id(scale))
         hit = self.memo.get(k)
         if hit is not None and hit[0] is t:
             return hit[1]
-        out = _core.cast(t, fmt, self.key, where)
+        out = _core.cast(t, fmt, self.key, where, scale)
         self.memo[k] = (t, out)
         return out
 
@@ -289,20 +290,52 @@ class _Run:
         if not _core.tracing() and name not in model._shapes:  # eager forwards record them
             self.record_shape(name, args)
         slots = self.config.get(name)
-        if not slots:
+        taps = model._taps.get(name) if model._taps else None
+        if not slots and taps is None:
             return None
         for slot in model._param_slots.get(name, ()):
             self.applied.add((name, slot))
-        fmt = slots.get("input_format")
-        if _core.is_same(fmt):
-            return None
         for i, a in enumerate(args):
             if isinstance(a, torch.Tensor):
                 if not a.is_floating_point():
                     return None
-                self.applied.add((name, "input_format"))
-                return args[:i] + (self.cast_input(a, fmt, f"{name}: input_format"),) + args[i + 1:]
+                b = self.prepare_input(name, a, slots or {}, taps or {})
+                return None if b is a else args[:i] + (b,) + args[i + 1:]
         return None
+
+    def prepare_input(self, name: str, a: torch.Tensor, slots: dict, taps: dict) -> torch.Tensor:
+        """The module's first tensor input as the module receives it: the raw
+        input (tap ``raw``), divided by the SmoothQuant factors, observed
+        (tap ``observe``) or cast by ``input_format`` under the calibrated
+        ``input_scale``, then tap ``cast``."""
+        model = self.model
+        if "raw" in taps:
+            taps["raw"](a)
+        smooth = model._ptq_tensor(name, "smooth")
+        if smooth is not None:
+            a = a / smooth.to(a.dtype)
+        fmt = slots.get("input_format")
+        spec = slots.get("input_scale")
+        scale = None
+        if spec is not None and not spec.is_none:
+            scale = model._ptq_tensor(name, "input_scale")
+            if scale is None:
+                if not model._ptq_pass:
+                    raise NotCalibratedError(
+                        f"{name}: input_scale = {str(spec)!r} has not been calibrated: run "
+                        "dmx.calibrate(model, batches) before the forward"
+                    )
+                if "observe" in taps:
+                    taps["observe"](a)
+                fmt = None  # calibration passes observe the input and pass it on uncast
+        if not _core.is_same(fmt):
+            self.applied.add((name, "input_format"))
+            if scale is not None:
+                self.applied.add((name, "input_scale"))
+            a = self.cast_input(a, fmt, f"{name}: input_format", scale)
+        if "cast" in taps:
+            taps["cast"](a)
+        return a
 
     def push_frame(self, module: nn.Module, info: tuple | None) -> None:
         if info is None:
@@ -417,6 +450,10 @@ class Model(nn.Module):
         self._applied: set[tuple[str, str]] = set()  # slots that ran in the last forward
         self._warned: set[tuple[str, str]] = set()
         self._forwards = 0
+        self.dmx_ptq = PTQStore()  # calibrated scales, SmoothQuant factors, GPTQ weights
+        self._taps: dict[str, dict[str, Callable]] = {}  # PTQ passes: name -> stage -> observer
+        self._ptq_pass = False  # True: uncalibrated static-scaled casts pass values uncast
+        self._ptq_info: dict[str, dict[str, Any]] = {}  # name -> GPTQ's losses (for dmx_report)
         self._install_state()
         self._scan()
 
@@ -596,6 +633,7 @@ class Model(nn.Module):
                 for slot, value in rule.config.items():
                     self._check_randomness(rule.describe(), {slot: value})
         # --- nothing has failed: install -------------------------------------------
+        self._drop_ptq(self._stale_ptq(merged), "their format changed: calibrate / run GPTQ again")
         module_names = {name for name, _, _ in self._info.values()} | set(self._sites)
         self._config = {n: s for n, s in merged.items() if n in module_names}
         self._op_config = {n: s for n, s in merged.items() if n not in module_names}
@@ -604,6 +642,37 @@ class Model(nn.Module):
             self._pending_check = (parsed, arg_rules)
         self._install()
         return self
+
+    def _stale_ptq(self, merged: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+        """PTQ entries a new configuration invalidates: a module's weight scale
+        and GPTQ weight when its weight slots change, its input scale when its
+        input slots change (SmoothQuant factors stay: they change no result
+        by themselves)."""
+        watched = {
+            ("weight_scale", "weight"): ("weight_sparseness", "weight_format", "weight_scale"),
+            ("input_scale",): ("input_format", "input_scale"),
+        }
+        stale: dict[str, tuple[str, ...]] = {}
+        for name, key, _ in self.dmx_ptq.items():
+            old, new = self._config.get(name, {}), merged.get(name, {})
+            for keys, slots in watched.items():
+                if key in keys and any(str(old.get(s)) != str(new.get(s)) for s in slots):
+                    stale[name] = stale.get(name, ()) + (key,)
+        return stale
+
+    def _drop_ptq(self, entries: Mapping[str, tuple[str, ...]], why: str, stacklevel: int = 4) -> None:
+        """Remove PTQ entries ``{module: keys}``; one ``PTQWarning`` lists what went."""
+        gone = []
+        for name, keys in entries.items():
+            for key in keys:
+                if self.dmx_ptq.drop(name, key):
+                    gone.append(f"{name}.{key}")
+                    if key == "weight":
+                        self._ptq_info.pop(name, None)
+        if gone:
+            shown = ", ".join(gone[:6]) + (f", ... ({len(gone)} in all)" if len(gone) > 6 else "")
+            warnings.warn(f"dropped post-training quantization state {shown}: {why}", PTQWarning,
+                          stacklevel=stacklevel)
 
     def _check_randomness(self, name: str, slots: Mapping[str, Any]) -> None:
         if self._generator is not None:
@@ -671,11 +740,11 @@ class Model(nn.Module):
             w_slots = {s: slots[s] for s in _WEIGHT_SLOTS if s in slots}
             weights = self._param_names(name, "weight") if w_slots else []
             for pname in weights:
-                self._param_jobs.append((pname, "weight", w_slots, transposed))
+                self._param_jobs.append((pname, "weight", w_slots, transposed, name))
             covered += list(w_slots) if weights else []
             biases = self._param_names(name, "bias") if "bias_format" in slots else []
             for pname in biases:
-                self._param_jobs.append((pname, "bias", {"bias_format": slots["bias_format"]}, False))
+                self._param_jobs.append((pname, "bias", {"bias_format": slots["bias_format"]}, False, name))
             covered += ["bias_format"] if biases else []
             self._param_slots[name] = tuple(covered)
         configured = [n for n, s in {**self._config, **self._op_config}.items() if audited_slots(s)]
@@ -695,33 +764,79 @@ class Model(nn.Module):
 
     # --- forward -------------------------------------------------------------------
 
-    def _effective(self, job: tuple, key: Words | None) -> torch.Tensor:
-        pname, role, slots, transposed = job
+    def _ptq_tensor(self, name: str, key: str) -> torch.Tensor | None:
+        """Module ``name``'s PTQ entry ``key`` (:mod:`._ptq_store`), or None."""
+        store = self.__dict__["_modules"].get("dmx_ptq")
+        return None if store is None else store.get(name, key)
+
+    def _weight_source(self, job: tuple) -> torch.Tensor:
+        """The tensor a weight job starts from: GPTQ's weight if stored, else
+        the network's parameter (stamps the effective-weight cache)."""
+        q = self._ptq_tensor(job[4], "weight") if job[1] == "weight" else None
+        return q if q is not None else self.net.get_parameter(job[0])
+
+    def _pre_cast_weight(self, job: tuple, key: Words | None) -> torch.Tensor:
+        """A weight job's weight in slot layout before its format's cast:
+        ``sparsify(w) * f`` (``f``: SmoothQuant factors along the input
+        features), or GPTQ's stored weight as it is."""
+        pname, _, slots, transposed, name = job
+        q = self._ptq_tensor(name, "weight")
+        if q is not None:
+            return q
         p = self.net.get_parameter(pname)
-        if role == "bias":
-            return _core.cast(p, slots["bias_format"], key)
         w = p.t() if transposed else p
-        w = _core.sparsify(w, slots.get("weight_sparseness"), key)
-        w = _core.cast(w, slots.get("weight_format"), key)
+        smooth = self._ptq_tensor(name, "smooth")
+        if smooth is not None:
+            w = w * smooth.to(w.dtype).reshape((1, -1) + (1,) * (w.ndim - 2))
+        return _core.sparsify(w, slots.get("weight_sparseness"), key)
+
+    def _weight_scale(self, job: tuple) -> torch.Tensor | None:
+        spec = job[2].get("weight_scale")
+        if spec is None or spec.is_none:
+            return None
+        scale = self._ptq_tensor(job[4], "weight_scale")
+        if scale is None:
+            if self._ptq_pass:
+                return None
+            raise NotCalibratedError(
+                f"{job[4]}: weight_scale = {str(spec)!r} has not been calibrated: run "
+                "dmx.calibrate(model, batches) before the forward"
+            )
+        return scale
+
+    def _effective(self, job: tuple, key: Words | None) -> torch.Tensor:
+        pname, role, slots, transposed, name = job
+        if role == "bias":
+            return _core.cast(self.net.get_parameter(pname), slots["bias_format"], key)
+        w = self._pre_cast_weight(job, key)
+        scale = self._weight_scale(job)
+        spec = slots.get("weight_scale")
+        if scale is None and spec is not None and not spec.is_none:
+            return w.t() if transposed else w  # a calibration pass: uncalibrated weight uncast
+        w = _core.cast(w, slots.get("weight_format"), key, scale=scale)
         return w.t() if transposed else w
 
-    def effective_parameters(self, words: Words | None = None) -> dict[str, torch.Tensor]:
+    def effective_parameters(self, words: Words | None = None, prefix: str | None = None) -> dict[str, torch.Tensor]:
         """The configured parameters' effective values, by parameter name:
         ``cast(sparsify(w))`` for weights, ``cast(b)`` for biases.
 
         With the network in eval mode and no grad, deterministic values are cached per
         parameter (keyed by its version and storage) outside any compiled or
         exported trace; stochastic slots take their words from ``words``
-        (one draw per forward; a fresh seed when None)."""
+        (one draw per forward; a fresh seed when None). With ``prefix``, only
+        the parameters under that module path."""
         if words is None and self._stochastic:
             words = Words(draw_seed(self._generator))
         cacheable = not self.net.training and not torch.is_grad_enabled() and not _core.tracing()
         out = {}
         for job in self._param_jobs:
             pname = job[0]
+            if prefix is not None and not pname.startswith(prefix + "."):
+                continue
             if cacheable and not any(getattr(v, "stochastic", False) for v in job[2].values()):
-                p = self.net.get_parameter(pname)
-                stamp = (self._generation, p._version, p.data_ptr(), p.device, p.dtype)
+                p = self._weight_source(job)
+                ptq = tuple((id(t), t._version) for t in self.dmx_ptq.of(job[4]).values())
+                stamp = (self._generation, p._version, p.data_ptr(), p.device, p.dtype, ptq, self._ptq_pass)
                 hit = self._cache.get(pname)
                 if hit is not None and hit[0] == stamp:
                     out[pname] = hit[1]
@@ -837,15 +952,39 @@ class Model(nn.Module):
         return out
 
     def _after_forward(self) -> None:
+        if self._taps:  # a PTQ pass (calibration, statistics) is not a configured forward
+            return
         if self._config or self._op_config:
             self._forwards += 1
             self._audit(self._applied)
 
+    def run_submodule(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run the network's submodule ``name`` alone under the configuration
+        (its slots and those of its children, with the effective parameters
+        under that path), as it runs inside the whole forward. Post-training
+        quantization runs repeated blocks this way on cached inputs. Needs the
+        functional ops recorded (a whole forward first) under ``dmx.aware()``;
+        the audit is not updated."""
+        if self._needs_recording():
+            raise RuntimeError("record the functional ops with one whole forward (model.trace) first")
+        self._enter_state()
+        try:
+            return self._forward(args, kwargs, submodule=name)
+        finally:
+            self._exit_state()
+
     def _forward(
         self, args: tuple, kwargs: dict, configured: bool = True, capture: dict | None = None,
-        prepared: tuple | None = None,
+        prepared: tuple | None = None, submodule: str | None = None,
     ) -> Any:
-        params, seed = ({}, None) if not configured else prepared or self._prepare()
+        if submodule is not None:
+            seed = draw_seed(self._generator) if self._stochastic else None
+            params = self.effective_parameters(None if seed is None else Words(seed), prefix=submodule)
+            params = {k[len(submodule) + 1:]: v for k, v in params.items()}
+            net = self.net.get_submodule(submodule)
+        else:
+            params, seed = ({}, None) if not configured else prepared or self._prepare()
+            net = self.net
         words = None if seed is None else Words(seed, _ACTIVATION_SITES)
         aware = is_aware()
         record = {} if aware and self._recorded is None else None
@@ -853,9 +992,9 @@ class Model(nn.Module):
         functional = aware and (record is not None or bool(op_config) or capture is not None)
         has_config = configured and bool(self._config or op_config)
         need_mode = functional or (configured and bool(self._replace or self._decomposed))
-        need_hooks = need_mode or has_config or capture is not None
+        need_hooks = need_mode or has_config or capture is not None or bool(self._taps)
         if not need_hooks:
-            return torch.func.functional_call(self.net, params, args, kwargs, tie_weights=False)
+            return torch.func.functional_call(net, params, args, kwargs, tie_weights=False)
         if _DEPTH[0] == 0 and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
             raise RuntimeError(
                 "the wrapped forward is being traced by Dynamo without its hooks: compile the "
@@ -872,9 +1011,9 @@ class Model(nn.Module):
             if need_mode:
                 run.mode_on = True
                 with _Mode(run):
-                    out = torch.func.functional_call(self.net, params, args, kwargs, tie_weights=False)
+                    out = torch.func.functional_call(net, params, args, kwargs, tie_weights=False)
             else:
-                out = torch.func.functional_call(self.net, params, args, kwargs, tie_weights=False)
+                out = torch.func.functional_call(net, params, args, kwargs, tie_weights=False)
         finally:
             _ACTIVE.pop()
             if own_hooks:
@@ -886,7 +1025,7 @@ class Model(nn.Module):
             if run.pending is not None:
                 self._op_config = run.op_config
                 self._finish_pending()
-        if configured:
+        if configured and submodule is None:
             if torch.compiler.is_exporting():  # export drops attribute assignments
                 self._applied.clear()
                 self._applied.update(run.applied)
@@ -1049,8 +1188,24 @@ class Model(nn.Module):
         rows = []
         for name in order:
             applied = [s for (n, s) in self._applied if n == name]
-            rows.append(make_row(name, merged[name], applied, sqnr.get(name, ())))
+            rows.append(make_row(name, merged[name], applied, sqnr.get(name, ()), self._ptq_notes(name)))
         return Report(tuple(rows), forwards=self._forwards)
+
+    def _ptq_notes(self, name: str) -> tuple[str, ...]:
+        """What post-training quantization holds for module ``name``, for the report."""
+        notes = []
+        held = self.dmx_ptq.of(name)
+        for key in ("smooth", "input_scale", "weight_scale"):
+            if key in held:
+                notes.append({"smooth": "smoothquant"}.get(key, key))
+        if "weight" in held:
+            info = self._ptq_info.get(name)
+            if info and info["loss_rtn"] > 0:
+                note = f"gptq (loss {info['loss'] / info['loss_rtn']:.3g}x RTN"
+                notes.append(note + (", RTN kept)" if info["fallback"] else ")"))
+            else:
+                notes.append("gptq")
+        return tuple(notes)
 
     def extra_repr(self) -> str:
         return f"configured={len(self._config) + len(self._op_config)}"

@@ -19,11 +19,11 @@ from typing import Any, Mapping
 from .report import Report, ReportRow, audit_message, audited_slots, is_no_op, make_row, sqnr_db
 from .rules import ConfigRule, apply_rules, selects_nothing, slots_of
 from .schema import (
-    IGNORED_KEYS, RULES_KEY, is_no_op_value, parse_config, parse_slots, parse_value, to_plain,
+    IGNORED_KEYS, RULES_KEY, check_static_scales, is_no_op_value, parse_config, parse_slots, parse_value, to_plain,
     to_yaml, validate,
 )
 from .shapes import check_fits, fit_problem
-from .slots import APPROXIMATION_FAMILY, FORMAT_SLOTS, INSTANCE_NAMES, KIND_SLOTS, SLOTS, canonical_instance
+from .slots import APPROXIMATION_FAMILY, FORMAT_SLOTS, INSTANCE_NAMES, KIND_SLOTS, SCALE_SLOTS, SLOTS, canonical_instance
 
 
 def resolve(
@@ -42,6 +42,6 @@ __all__ = [
     "SLOTS", "FORMAT_SLOTS", "KIND_SLOTS", "INSTANCE_NAMES", "APPROXIMATION_FAMILY",
     "RULES_KEY", "canonical_instance", "ConfigRule", "apply_rules", "slots_of",
     "parse_config", "parse_slots", "parse_value", "to_plain", "to_yaml", "validate", "resolve",
-    "IGNORED_KEYS", "is_no_op_value", "selects_nothing", "check_fits", "fit_problem",
+    "IGNORED_KEYS", "SCALE_SLOTS", "check_static_scales", "is_no_op_value", "selects_nothing", "check_fits", "fit_problem",
     "Report", "ReportRow", "audit_message", "audited_slots", "is_no_op", "make_row", "sqnr_db",
 ]

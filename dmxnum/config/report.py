@@ -73,7 +73,9 @@ class ReportRow:
     shorthand for every configured slot; ``bits``: bits per element of the
     weight format (else the input format), None when neither is set;
     ``sqnr_db``: the output SQNR per call against the unconfigured model
-    (empty unless the report was made with ``reference=True``).
+    (empty unless the report was made with ``reference=True``); ``ptq``:
+    the post-training quantization state the module holds (calibrated
+    scales, SmoothQuant, GPTQ).
     """
 
     name: str
@@ -83,6 +85,7 @@ class ReportRow:
     formats: Mapping[str, str]
     bits: float | None
     sqnr_db: tuple[float, ...] = ()
+    ptq: tuple[str, ...] = ()
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -101,9 +104,11 @@ def bits_of(slots: Mapping[str, Any]) -> float | None:
 
 
 def make_row(
-    name: str, slots: Mapping[str, Any], applied: Sequence[str], sqnr: Sequence[float] = ()
+    name: str, slots: Mapping[str, Any], applied: Sequence[str], sqnr: Sequence[float] = (),
+    ptq: Sequence[str] = (),
 ) -> ReportRow:
-    """The report row of module ``name`` configured with ``slots``."""
+    """The report row of module ``name`` configured with ``slots`` (``ptq``:
+    notes on its post-training quantization state)."""
     configured = audited_slots(slots)
     return ReportRow(
         name=name,
@@ -113,6 +118,7 @@ def make_row(
         formats={s: str(v) for s, v in slots.items() if s != "instance"},
         bits=bits_of(slots),
         sqnr_db=tuple(sqnr),
+        ptq=tuple(ptq),
     )
 
 
@@ -156,6 +162,8 @@ class Report:
             bits = "-" if r.bits is None else f"{r.bits:g}"
             sqnr = ", ".join(_db(v) for v in r.sqnr_db) if r.sqnr_db else "-"
             fmts = "; ".join(f"{s}={r.formats[s]}" for s in r.configured) or "-"
+            if r.ptq:
+                fmts += "  [ptq: " + ", ".join(r.ptq) + "]"
             lines.append((r.name, r.instance, applied, bits, sqnr, fmts))
         widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head[:-1])]
         def fmt(cells: Sequence[str]) -> str:

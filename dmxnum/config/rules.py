@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, ConfigWarning
-from .schema import RULES_KEY, _check_module, closest, is_no_op_value, parse_slots, validate
+from .schema import RULES_KEY, _check_module, check_static_scales, closest, is_no_op_value, parse_slots, validate
 from .slots import INSTANCE_NAMES, KIND_SLOTS, SLOTS, canonical_instance
 
 _RULE_KEYS = ("module_types", "name_re", "config")
@@ -225,6 +225,7 @@ def apply_rules(
     for rule in rules:
         for target in rule.select(modules):
             _merge(out, target, rule.config, modules)
+    check_static_scales(out)
     if warn:
         for message in selects_nothing(config, rules, modules):
             warnings.warn(message, ConfigWarning, stacklevel=3)

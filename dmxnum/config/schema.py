@@ -39,14 +39,17 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, ConfigWarning
-from .slots import APPROXIMATION_FAMILY, FORMAT_SLOTS, KIND_SLOTS, SLOTS, canonical_instance
+from .slots import APPROXIMATION_FAMILY, FORMAT_SLOTS, KIND_SLOTS, SCALE_SLOTS, SLOTS, canonical_instance
 
 #: Keys of mltools configuration files that carry no numerics; accepted and
 #: ignored (with one ``ConfigWarning`` per configuration).
 IGNORED_KEYS = frozenset({"state_dict_url"})
 
 #: slot -> the value that changes nothing (accepted on any module).
-NO_OP = {"weight_sparseness": "DENSE", "approximation_function": "NONE"}
+NO_OP = {
+    "weight_sparseness": "DENSE", "approximation_function": "NONE", "weight_scale": "NONE",
+    "input_scale": "NONE",
+}
 
 
 def is_no_op_value(slot: str, value: Any) -> bool:
@@ -87,6 +90,10 @@ def _parser(slot: str):
         return dmxnum.parse_sparseness, "sparseness"
     if slot == "approximation_function":
         return dmxnum.parse_logic, "approximation function"
+    if slot in SCALE_SLOTS:
+        from ..ptq.scale_spec import parse_scale_spec
+
+        return parse_scale_spec, "static scale"
     raise AssertionError(slot)  # pragma: no cover
 
 
@@ -246,6 +253,38 @@ def _check_module(
                 raise ConfigError(
                     f"{where}: approximation_function {shorthand!r} does not fit module "
                     f"{name!r} of kind {kind!r}; use NONE or a {family}(...) logic"
+                )
+
+
+def check_static_scales(merged: Mapping[str, Mapping[str, Any]]) -> None:
+    """Check every ``input_scale`` / ``weight_scale`` of a merged configuration
+    against its module's format slot: a static scale other than ``NONE``
+    needs that format set to an XP, FP or ``NVFP4(T)`` format (the formats
+    that take a calibrated scale); ``ConfigError`` otherwise."""
+    from ..ptq.observers import static_scale_format
+
+    for name, slots in merged.items():
+        for slot, format_slot in SCALE_SLOTS.items():
+            spec = slots.get(slot)
+            if spec is None or str(spec) == "NONE":
+                continue
+            fmt = slots.get(format_slot)
+            if fmt is None or str(fmt) == "SAME":
+                raise ConfigError(
+                    f"{name}: {slot} = {str(spec)!r} scales the {format_slot}, which is not set; "
+                    f"set {format_slot} to an XP, FP or NVFP4(T) format, or {slot} to NONE"
+                )
+            try:
+                static_scale_format(fmt)
+            except ValueError:
+                raise ConfigError(
+                    f"{name}: {slot} = {str(spec)!r} needs a format that takes a static scale "
+                    f"(XP, FP or NVFP4(T)), but {format_slot} is {str(fmt)!r}; block formats "
+                    f"carry their own scales: set {slot} to NONE"
+                ) from None
+            if spec.name == "MSE" and getattr(fmt, "stochastic", False):
+                raise ConfigError(
+                    f"{name}: {slot} = MSE needs a deterministic {format_slot}, got {str(fmt)!r}"
                 )
 
 

@@ -9,8 +9,12 @@ order the frontends apply them (SPEC section 6):
     sparsify the float weight (scores from the float weight);
 ``weight_format``
     cast the sparsified weight (effective weight = cast(sparsify(w)));
+``weight_scale``
+    the weight cast's calibrated static scale (``NONE``: none);
 ``input_format``
     the module's first tensor input;
+``input_scale``
+    the input cast's calibrated static scale (``NONE``: none);
 ``multiplier_format``
     the second tensor operand of an activation x activation op;
 ``residual_format``
@@ -37,7 +41,9 @@ SLOTS: tuple[str, ...] = (
     "instance",
     "weight_sparseness",
     "weight_format",
+    "weight_scale",
     "input_format",
+    "input_scale",
     "multiplier_format",
     "residual_format",
     "approximation_function",
@@ -59,12 +65,18 @@ FORMAT_SLOTS: frozenset[str] = frozenset(
     }
 )
 
+#: Slots whose value is a static scale (``dmxnum.ptq.parse_scale_spec``),
+#: each with the format slot it scales.
+SCALE_SLOTS: dict[str, str] = {"weight_scale": "weight_format", "input_scale": "input_format"}
+
 _WEIGHTED = frozenset(
     {
         "instance",
         "weight_sparseness",
         "weight_format",
+        "weight_scale",
         "input_format",
+        "input_scale",
         "accum_format",
         "bias_format",
         "output_format",

@@ -5,17 +5,21 @@
 rngs={"dmx": key})``. One configuration file serves PyTorch and Flax: names
 are Flax module paths joined with ``.`` (``layers_0`` may be written
 ``layers.0``), and block axes are written in PyTorch layouts and translated
-by meaning (:mod:`dmxnum.flax.layouts`). See ``docs/flax.md``.
+by meaning (:mod:`dmxnum.flax.layouts`). Post-training quantization:
+``variables = dmxnum.flax.calibrate(model, variables, batches)`` sets the
+configured static scales, ``dmxnum.flax.gptq(model, variables, batches)``
+quantizes kernels by GPTQ (:mod:`dmxnum.flax.ptq`). See ``docs/flax.md``.
 """
 
 from __future__ import annotations
 
 from ..config import ConfigRule
-from ..errors import ConfigWarning, SlotNotAppliedWarning
+from ..errors import ConfigWarning, NotCalibratedError, SlotNotAppliedWarning
 from .layouts import torch_axis_to_flax, torch_shape, translate
-from .model import Model
+from .model import PTQ_COLLECTION, Model
+from .ptq import calibrate, gptq, ptq_state
 
 __all__ = [
-    "Model", "ConfigRule", "SlotNotAppliedWarning", "ConfigWarning", "torch_axis_to_flax", "torch_shape",
-    "translate",
+    "Model", "ConfigRule", "SlotNotAppliedWarning", "ConfigWarning", "NotCalibratedError", "torch_axis_to_flax",
+    "torch_shape", "translate", "calibrate", "gptq", "ptq_state", "PTQ_COLLECTION",
 ]

@@ -20,6 +20,9 @@ from . import registry
 from .layouts import torch_shape, translate
 from .session import Record, Session, active
 
+#: the variables collection that holds post-training quantization state (:mod:`dmxnum.flax.ptq`)
+PTQ_COLLECTION = "dmx_ptq"
+
 _NO_NAMES = (
     "no configurable names recorded yet: call model.init(...), model.trace(...) "
     "or model.apply(...) on example inputs first"
@@ -165,8 +168,7 @@ class Model:
         :meth:`apply` (``rngs["dmx"]`` for stochastic weight formats).
         """
         config = self._current_config()
-        key = rngs.get("dmx") if isinstance(rngs, Mapping) else None
-        session = Session(config, self._records, key)
+        session = self._session(config, variables, rngs)
         out = self._effective_variables(variables, session, config)
         if not session.biases:
             return out
@@ -183,26 +185,44 @@ class Model:
         capture: dict[str, list] | None = None,
     ) -> Any:
         """One apply with configuration ``state`` (``capture``: collect every output)."""
-        if state.pending:
-            if not self._records:
-                with active(Session({}, self._records)):
-                    jax.eval_shape(lambda: self.module.apply(variables, *args, rngs=rngs, **kwargs))
-            self._resolve(state, stacklevel=5)
+        self._prepare(state, variables, args, rngs, kwargs)
         config = state.config
         if not config and capture is None:
             if self._records:
                 return self.module.apply(variables, *args, rngs=rngs, **kwargs)
             with active(Session({}, self._records)):
                 return self.module.apply(variables, *args, rngs=rngs, **kwargs)
-        key = rngs.get("dmx") if isinstance(rngs, Mapping) else None
-        session = Session(config, self._records, key)
+        session = self._session(config, variables, rngs)
         session.capture = capture
-        variables = self._effective_variables(variables, session, config)
-        with active(session):
-            out = self.module.apply(variables, *args, rngs=rngs, **kwargs)
+        out = self._apply_in(session, variables, args, rngs, kwargs)
         if config:
             self._audit(state, session)
         return out
+
+    def _prepare(self, state: _State, variables: Any, args: tuple, rngs: Any, kwargs: dict) -> None:
+        """Resolve a pending configuration ``state``, recording the names first
+        (under ``jax.eval_shape``) when none are."""
+        if state.pending:
+            if not self._records:
+                plain = _without_ptq(variables)
+                with active(Session({}, self._records)):
+                    jax.eval_shape(lambda: self.module.apply(plain, *args, rngs=rngs, **kwargs))
+            self._resolve(state, stacklevel=6)
+
+    def _session(self, config: dict, variables: Any, rngs: Any) -> Session:
+        """A session for one configured run on ``variables`` (its ``dmx_ptq`` collection included)."""
+        key = rngs.get("dmx") if isinstance(rngs, Mapping) else None
+        session = Session(config, self._records, key)
+        if isinstance(variables, Mapping):
+            session.ptq = variables.get(PTQ_COLLECTION)
+        return session
+
+    def _apply_in(self, session: Session, variables: Any, args: tuple, rngs: Any, kwargs: dict) -> Any:
+        """``module.apply`` within ``session``: effective parameters, the ``dmx_ptq``
+        collection removed (the module never sees it)."""
+        variables = self._effective_variables(_without_ptq(variables), session, session.config)
+        with active(session):
+            return self.module.apply(variables, *args, rngs=rngs, **kwargs)
 
     # ------------------------------------------------------------------ configuration
     def transform(self, config_or_path: Any = None, *rules: Any) -> "Model":
@@ -458,10 +478,20 @@ class Model:
                     session.why[(name, slot)] = f"the module has no {info.weight!r} parameter"
             elif sparse is not None or wfmt is not None:
                 w = node[info.weight]
+                ptq = _lookup(session.ptq, rec.path) if session.ptq is not None else None
+                if ptq is not None and info.weight in ptq and wfmt is not None and not isinstance(wfmt, Same):
+                    w = ptq[info.weight]  # GPTQ's kernel (dmxnum.flax.gptq): on the grid, cast to itself
                 if sparse is not None and str(sparse) != "DENSE":
                     w = _sparsify(dmxnum, w, sparse, info.weight_layout, rec.spatial, name)
                     session.weight_slots.setdefault(name, []).append("weight_sparseness")
-                w = session.cast(w, wfmt, info.weight_layout, name, "weight_format", rec.spatial)
+                spec = slots.get("weight_scale")
+                scale = None
+                if spec is not None and not spec.is_none and wfmt is not None and not isinstance(wfmt, Same):
+                    scale = session.static_scale(name, rec.path, "weight_scale", spec)
+                w = session.cast(
+                    w, wfmt, info.weight_layout, name, "weight_format", rec.spatial, scale=scale,
+                    scale_slot="weight_scale",
+                )
                 changes[rec.path + (info.weight,)] = w
             if info.bias is None or info.bias not in node:
                 session.why[(name, "bias_format")] = f"the module has no {info.bias or 'bias'!r} parameter"
@@ -510,6 +540,13 @@ def _output_sqnr(reference: Any, actual: Any) -> float:
     if not ref or [r.shape for r in ref] != [a.shape for a in act]:
         return math.nan
     return sqnr_db(np.concatenate(ref), np.concatenate(act))
+
+
+def _without_ptq(variables: Any) -> Any:
+    """``variables`` without the ``dmx_ptq`` collection (a new dict when it had one)."""
+    if isinstance(variables, Mapping) and PTQ_COLLECTION in variables:
+        return {k: v for k, v in variables.items() if k != PTQ_COLLECTION}
+    return variables
 
 
 def _lookup(tree: Any, path: tuple[str, ...]) -> Any:

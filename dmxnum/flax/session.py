@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..config.shapes import fit_problem
-from ..errors import ConfigError, MissingRandomnessError
+from ..errors import ConfigError, MissingRandomnessError, NotCalibratedError
 from ..formats.same import Same
 from . import registry
 from .layouts import torch_shape, translate
@@ -106,6 +106,15 @@ class Session:
     counted as applied when the module runs. ``capture``: when a dict, every
     module's and op's output is appended to ``capture[name]`` (for
     ``dmx_report(reference=True)``).
+
+    Post-training quantization (:mod:`dmxnum.flax.ptq`): ``ptq`` is the
+    variables' ``dmx_ptq`` collection (calibrated scales, GPTQ kernels) or
+    None; ``observe``, when a dict, makes this a calibration run: the inputs
+    of modules with an ``input_scale`` are appended to ``observe[name]``
+    and passed on uncast; ``grab``, when a dict ``name -> (fn, out)``,
+    appends ``fn(module, x)`` to the list ``out`` for every call of module
+    ``name``, ``x`` its input as the module computes with it (after the
+    input cast).
     """
 
     def __init__(
@@ -127,6 +136,24 @@ class Session:
         self.why: dict[tuple[str, str], str] = {}
         self.weight_slots: dict[str, list[str]] = {}
         self.capture: dict[str, list[Any]] | None = None
+        self.ptq: Any = None
+        self.observe: dict[str, list[Any]] | None = None
+        self.grab: dict[str, tuple[Callable, list]] | None = None
+
+    def static_scale(self, name: str, path: tuple[str, ...], slot: str, spec: Any) -> Any:
+        """The calibrated ``slot`` scale of module ``name`` from the ``dmx_ptq``
+        collection; ``NotCalibratedError`` when there is none."""
+        node = self.ptq
+        for p in path:
+            node = node.get(p) if hasattr(node, "get") else None
+        scale = node.get(slot) if hasattr(node, "get") else None
+        if scale is None:
+            raise NotCalibratedError(
+                f"{name}: {slot} = {str(spec)!r} has not been calibrated (variables['dmx_ptq'] has no "
+                f"entry {'/'.join(path + (slot,))!r}): run dmxnum.flax.calibrate(model, variables, batches) "
+                "first and apply the variables it returns"
+            )
+        return scale
 
     def captured(self, name: str, y: Any) -> Any:
         """``y``, appended to ``capture[name]`` when this run captures outputs."""
@@ -151,8 +178,14 @@ class Session:
         data = zlib.crc32(f"{name}|{slot}|{n}".encode()) & 0x7FFFFFFF
         return jax.random.fold_in(self.key, data)
 
-    def cast(self, x: Any, fmt: Any, layout: str, name: str, slot: str, spatial: int | None = None) -> Any:
+    def cast(
+        self, x: Any, fmt: Any, layout: str, name: str, slot: str, spatial: int | None = None,
+        scale: Any = None, scale_slot: str | None = None,
+    ) -> Any:
         """``dmxnum.cast`` of ``x`` with the block axis moved from PyTorch to Flax layout.
+
+        ``scale``: a calibrated static scale, already in Flax layout (it
+        broadcasts to ``x``); the cast then also counts ``scale_slot`` as applied.
 
         ``None``/``SAME`` formats and non-float arrays return ``x`` itself
         (a non-float array is recorded as the reason the slot did not run).
@@ -179,7 +212,7 @@ class Session:
         key = self.key_for(name, slot) if spec.stochastic else None
         self.suspended += 1  # whatever the core calls is not a model op
         try:
-            y = dmxnum.cast(x, spec, key=key)
+            y = dmxnum.cast(x, spec, key=key, scale=scale)
         except ConfigError:
             raise
         except ValueError as err:
@@ -192,6 +225,8 @@ class Session:
         finally:
             self.suspended -= 1
         self.applied.add((name, slot))
+        if scale is not None and scale_slot is not None:
+            self.applied.add((name, scale_slot))
         return y
 
     def approximate(self, x: Any, spec: Any, name: str, **kwargs: Any) -> Any:
@@ -276,7 +311,10 @@ def _apply_module(s: Session, name: str, module: Any, slots: dict, next_fun, arg
     layout, spatial = info.act_layout, rec.spatial
     args = list(args)
     if args:
-        args[0] = s.cast(args[0], slots.get("input_format"), layout, name, "input_format", spatial)
+        args[0] = _cast_input(s, name, rec, slots, args[0])
+        if s.grab is not None and name in s.grab:
+            fn, out = s.grab[name]
+            out.append(fn(module, args[0]))
     else:
         s.why[(name, "input_format")] = "the module was called without a positional input"
     approx = slots.get("approximation_function")
@@ -299,6 +337,23 @@ def _apply_module(s: Session, name: str, module: Any, slots: dict, next_fun, arg
     else:
         y = next_fun(*args, **kwargs)
     return s.cast(y, slots.get("output_format"), layout, name, "output_format", spatial)
+
+
+def _cast_input(s: Session, name: str, rec: Record, slots: dict, x: Any) -> Any:
+    """A module's first input cast by its ``input_format``, under the calibrated
+    ``input_scale`` when one is configured; in a calibration run (``s.observe``)
+    such an input is observed and passed on uncast."""
+    info = rec.info or registry.ModuleInfo("module")
+    fmt, spec = slots.get("input_format"), slots.get("input_scale")
+    scale = None
+    if spec is not None and not spec.is_none and fmt is not None and not isinstance(fmt, Same):
+        if s.observe is not None:
+            if _is_float_array(x):
+                s.observe.setdefault(name, []).append(x)
+            return x
+        if _is_float_array(x):
+            scale = s.static_scale(name, rec.path or (), "input_scale", spec)
+    return s.cast(x, fmt, info.act_layout, name, "input_format", rec.spatial, scale=scale, scale_slot="input_scale")
 
 
 def _last_axis_scale(module: Any, x: Any, approx: Any, name: str, cls: str) -> Any:

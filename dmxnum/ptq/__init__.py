@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from .block_scales import BlockRule, block_rule, cast_by_held_scales
 from .gptq import GPTQResult, gptq, layer_loss, settle
+from .scale_spec import StaticScaleSpec, parse_scale_spec
 from .observers import MSE_RATIOS, Observer, observer, scale_from_amax, static_scale_format
 from .smoothquant import smoothquant_factors
 
 __all__ = [
     "BlockRule", "GPTQResult", "MSE_RATIOS", "Observer", "block_rule", "cast_by_held_scales", "gptq",
-    "layer_loss", "observer", "scale_from_amax", "settle", "smoothquant_factors", "static_scale_format",
+    "layer_loss", "observer", "parse_scale_spec", "StaticScaleSpec", "scale_from_amax", "settle", "smoothquant_factors", "static_scale_format",
 ]

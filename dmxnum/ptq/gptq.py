@@ -19,11 +19,24 @@ the layer's output error ``tr((W - Wq) H (W - Wq)^T)`` stays small:
    a batch of columns at once, to the rest of ``W`` once per batch). A value
    rounded to ±Inf (FP scheme ``I`` overflow) feeds no error back.
 
-``quantize`` is the format's own rounding (:mod:`.column_grids`); for
-block formats along the input axis the block's scale is taken from the
-current weights when its first column is reached and held for the rest
-of the block. The float math runs in float64 NumPy, every rounding in
-float32 through the library's kernels.
+A convolution's weights ``(out, in, *kernel)`` (PyTorch layout: Conv1d
+``OIW``, Conv2d ``OIHW``, Conv3d ``OIDHW``) are the linear layer
+``W.reshape(out, -1)`` on its unfolded input patches: column ``c`` holds
+``W[:, i, k...]`` with ``c = i * prod(kernel) + flat(k...)`` (channel-major,
+kernel positions row-major: the feature order of
+``torch.nn.functional.unfold`` and ``jax.lax.conv_general_dilated_patches``),
+and ``H`` is over those columns. GPTQ runs on that flattened view; the
+format's block axis stays an axis of the N-D ``W``, exactly as in
+``cast(W, fmt)``.
+
+``quantize`` is the format's own rounding (:mod:`.column_grids`). When the
+block axis is the output axis (0), or the format is elementwise, a block
+lies within one column, cast on its own. Otherwise (block axis >= 1: the
+input axis, or a kernel axis) every block is a group of columns of the
+flattened view (for a 2-D ``W``, a contiguous range); its scale is taken
+from the current weights when its first column (in processing order) is
+reached and held for the rest of the group. The float math runs in
+float64 NumPy, every rounding in float32 through the library's kernels.
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from ..kernels import nvfp4 as nv_kernels
 from ..kernels.blocking import normalize_axis
 from ..kernels.static_scale import as_scale
 from ._arrays import host, like
-from .column_grids import ElementColumns, HeldBlockColumns
+from .column_grids import ElementColumns, HeldBlockColumns, block_groups
 
 Array = Any
 #: most casts :func:`settle` applies before giving up on a fixed point
@@ -54,8 +67,9 @@ class GPTQResult(NamedTuple):
     ``Wq``: the quantized weights, in ``W``'s kind, device and dtype, a fixed
     point of ``cast(., fmt[, scale=s])`` (see :func:`settle`); ``loss`` and
     ``loss_rtn``: ``tr((W - Q) H (W - Q)^T)`` (float64, with the ``H`` and
-    ``W`` given) for ``Q = Wq`` and for round-to-nearest ``Q = settle(cast(W,
-    fmt[, scale=s]))``; ``fallback``: True when GPTQ's own result had the
+    ``W`` given, ``W`` and ``Q`` flattened to ``(out, C)``) for ``Q = Wq``
+    and for round-to-nearest ``Q = settle(cast(W, fmt[, scale=s]))``;
+    ``fallback``: True when GPTQ's own result had the
     larger loss and the round-to-nearest one was returned instead.
     """
 
@@ -67,9 +81,12 @@ class GPTQResult(NamedTuple):
 
 def layer_loss(W: Array, Wq: Array, H: Array) -> float:
     """``tr((W - Wq) H (W - Wq)^T)`` in float64 for ``W``, ``Wq`` of shape
-    ``(out, in)`` and ``H`` of shape ``(in, in)`` (any array kinds); ``+Inf``
-    when ``W - Wq`` is not finite (a format that overflows to ±Inf)."""
+    ``(out, in, *kernel)`` (kernel possibly empty), flattened to ``(out,
+    C)``, and ``H`` of shape ``(C, C)``, ``C = in * prod(kernel)`` (any array
+    kinds); ``+Inf`` when ``W - Wq`` is not finite (a format that overflows
+    to ±Inf)."""
     d = host(W) - host(Wq)
+    d = d.reshape(d.shape[0], -1)
     if not np.all(np.isfinite(d)):
         return float("inf")
     return float(np.sum((d @ host(H, "H")) * d))
@@ -100,10 +117,12 @@ def settle(x: Array, fmt: Format | str, scale: Any = None, rounds: int = SETTLE_
 
 def gptq(W: Array, H: Array, fmt: Format | str, block_size: int = 128, damp: float = 0.01,
          act_order: bool = False, scale: Any = None, static_groups: bool = False) -> GPTQResult:
-    """Quantize the weights ``W`` (``(out, in)``, NumPy, JAX or PyTorch
-    float array) to ``fmt`` by GPTQ with the Hessian ``H`` (``(in, in)``,
-    symmetric positive semi-definite, any kind) and return a
-    :class:`GPTQResult`.
+    """Quantize the weights ``W`` (``(out, in)``, or ``(out, in, *kernel)``
+    for a convolution; NumPy, JAX or PyTorch float array) to ``fmt`` by GPTQ
+    with the Hessian ``H`` (``(C, C)`` over the columns of ``W.reshape(out,
+    -1)``, ``C = in * prod(kernel)``, symmetric positive semi-definite, any
+    kind) and return a :class:`GPTQResult` (``Wq`` of ``W``'s shape; the
+    losses on the flattened view).
 
     ``block_size``: columns per lazy batch update (any positive integer; it
     changes only float rounding, not the algorithm). ``damp``: the fraction
@@ -119,7 +138,8 @@ def gptq(W: Array, H: Array, fmt: Format | str, block_size: int = 128, damp: flo
     ``cast(Wq, fmt[, scale=s])`` maps it to itself; with ``H = I`` (no error
     feedback) it equals the settled round-to-nearest cast bit for bit. If
     the result's loss exceeds round-to-nearest's, the latter is returned
-    (``fallback``), so ``loss <= loss_rtn`` always holds.
+    (``fallback``), so ``loss <= loss_rtn`` always holds. Dead columns
+    (``H[c, c] == 0``) are zeroed in ``Wq`` unless the fallback is taken.
 
     Raises ``ValueError`` for bad shapes or options, non-finite ``W``/``H``,
     ``SAME`` or a stochastic format, an invalid scale, or an ``H`` not
@@ -133,7 +153,7 @@ def gptq(W: Array, H: Array, fmt: Format | str, block_size: int = 128, damp: flo
     rtn = settle(W, f, scale=s)
     loss_rtn = layer_loss(W, rtn, h0)
 
-    w, h = w0.copy(), h0.copy()
+    w, h = w0.reshape(w0.shape[0], -1).copy(), h0.copy()  # the flattened view: (out, C)
     dead = np.diag(h) == 0
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
@@ -150,7 +170,7 @@ def gptq(W: Array, H: Array, fmt: Format | str, block_size: int = 128, damp: flo
     quantize = _column_quantizer(f, perm, w32.shape, s, w32, w if static_groups else None)
     q = np.empty_like(w)
     q[:, perm] = _run(w, u, quantize, block_size)
-    wq = settle(like(q.astype(np.float32), W), f, scale=s)
+    wq = settle(like(q.astype(np.float32).reshape(w0.shape), W), f, scale=s)
     loss = layer_loss(W, wq, h0)
     if loss > loss_rtn:
         return GPTQResult(rtn, loss_rtn, loss_rtn, True)
@@ -189,16 +209,29 @@ def _run(w: np.ndarray, u: np.ndarray, quantize: Any, block_size: int) -> np.nda
     return q
 
 
-def _column_quantizer(fmt: Format, perm: np.ndarray, shape: tuple[int, int], s: np.ndarray | None,
+def _column_quantizer(fmt: Format, perm: np.ndarray, shape: tuple[int, ...], s: np.ndarray | None,
                       w32: np.ndarray, w_start: np.ndarray | None) -> Any:
-    """The :mod:`.column_grids` quantizer of ``fmt`` on weights of ``shape``."""
+    """The :mod:`.column_grids` quantizer of ``fmt`` on weights of (N-D) ``shape``."""
     two_level = getattr(fmt, "tensor_scale", False)
     if two_level and s is None:
         s = nv_kernels.tensor_scale(np, w32)  # NVFP4(T): g of the original W, held throughout
-    s2 = None if s is None else np.reshape(s, (1,) * (2 - np.ndim(s)) + np.shape(s)).astype(np.float32)
-    if fmt.blocked and normalize_axis(2, fmt.axis, fmt) == 1:
-        return HeldBlockColumns(fmt, perm, shape, None if two_level else s2, s2 if two_level else None, w_start)
-    return ElementColumns(fmt, perm, s2)
+    s2 = None if s is None else _flat_scale(np.asarray(s, np.float32), shape)
+    if fmt.blocked and (axis := normalize_axis(len(shape), fmt.axis, fmt)) >= 1:
+        groups = block_groups(shape[1:], axis - 1, fmt.block_size)
+        return HeldBlockColumns(fmt, perm, groups, (shape[0], len(perm)),
+                                None if two_level else s2, s2 if two_level else None, w_start)
+    return ElementColumns(fmt, perm, s2, len(shape))
+
+
+def _flat_scale(s: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A scale broadcasting to ``W`` of ``shape`` as a 2-D array broadcasting to
+    ``W.reshape(out, -1)``: ``(o, 1)`` when it is constant over the columns
+    (``o`` = 1 or ``out``), else ``(o, C)``."""
+    s = np.reshape(s, (1,) * (len(shape) - np.ndim(s)) + np.shape(s))
+    if all(n == 1 for n in s.shape[1:]):
+        return np.reshape(s, (s.shape[0], 1))
+    s = np.broadcast_to(s, s.shape[:1] + tuple(shape[1:]))
+    return np.ascontiguousarray(s).reshape(s.shape[0], -1)
 
 
 def _host_scale(scale: Any) -> Any:
@@ -215,8 +248,10 @@ def _check(w: np.ndarray, h: np.ndarray, fmt: Format, block_size: int, damp: flo
         raise ValueError("gptq needs a format that quantizes; SAME leaves W unchanged")
     if fmt.stochastic:
         raise ValueError(f"{fmt} rounds stochastically; gptq needs a deterministic rounding")
-    if w.ndim != 2 or h.shape != (w.shape[1], w.shape[1]):
-        raise ValueError(f"W must be (out, in) and H (in, in); got W {w.shape} and H {h.shape}")
+    c = int(np.prod(w.shape[1:])) if w.ndim >= 2 else -1
+    if w.ndim < 2 or h.shape != (c, c):
+        raise ValueError("W must be (out, in) or (out, in, *kernel) and H (in, in) or (C, C), "
+                         f"C = in * prod(kernel); got W {w.shape} and H {h.shape}")
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     if not (isinstance(damp, (int, float)) and damp >= 0):

@@ -36,8 +36,8 @@ MODULES = {
 
 def test_slots_order_and_kinds():
     assert SLOTS == (
-        "instance", "weight_sparseness", "weight_format", "input_format",
-        "multiplier_format", "residual_format", "approximation_function",
+        "instance", "weight_sparseness", "weight_format", "weight_scale", "input_format",
+        "input_scale", "multiplier_format", "residual_format", "approximation_function",
         "accum_format", "bias_format", "output_format",
     )
     for kind, slots in KIND_SLOTS.items():

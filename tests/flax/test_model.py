@@ -75,8 +75,8 @@ def test_names_are_module_paths_and_op_calls():
         "ln", "silu_0",
     ]
     assert names["fc"] == (
-        "instance", "weight_sparseness", "weight_format", "input_format", "accum_format", "bias_format",
-        "output_format",
+        "instance", "weight_sparseness", "weight_format", "weight_scale", "input_format", "input_scale",
+        "accum_format", "bias_format", "output_format",
     )
     assert names["blk.attn.softmax_0"] == ("instance", "input_format", "approximation_function", "output_format")
     assert names["blk.attn.matmul_0"] == ("instance", "input_format", "multiplier_format", "output_format")

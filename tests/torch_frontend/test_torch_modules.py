@@ -212,7 +212,7 @@ def test_hf_conv1d_weight_in_pytorch_layout():
     run_both(Holder(mod), cfg, expected, torch.randn(3, 4, 32))
     model = dmx.Model(Holder(mod))
     assert model.dmx_module_names()["m"] == (
-        "instance", "weight_sparseness", "weight_format", "input_format", "accum_format",
+        "instance", "weight_sparseness", "weight_format", "weight_scale", "input_format", "input_scale", "accum_format",
         "bias_format", "output_format",
     )
 
