@@ -41,7 +41,7 @@ _EXPORTS = {
 }
 
 # submodules importable as attributes (``dmxnum.reference.cast``)
-_SUBMODULES = ("reference", "testing", "flax", "config", "kernels", "ptq")
+_SUBMODULES = ("reference", "testing", "flax", "config", "kernels", "ptq", "search")
 
 __all__ = sorted(_EXPORTS) + ["formats", "errors"]
 

@@ -410,7 +410,7 @@ def _block_inputs(model: Model, first: str, calls: list) -> list[tuple[tuple, di
 def gptq(
     model: Model, batches: Iterable[Any], modules: Any = None, block_size: int = 128,
     damp: float = 0.01, act_order: bool = False, *, static_groups: bool = False,
-    blocks: str | None = None, progress: bool | None = None,
+    blocks: str | None = None, sequential: bool = False, progress: bool | None = None,
 ) -> Model:
     """GPTQ on ``model``'s configured weights; returns the model.
 
@@ -419,12 +419,17 @@ def gptq(
     tied weight (an LM head sharing the embedding) excluded unless named.
     The network's repeated blocks (the largest ``ModuleList`` of modules of
     one class holding a target, or ``blocks=`` its name) are processed in
-    order: the first block's inputs are captured once per batch, then for
-    each block one pass collects every target's Hessian ``H = 2/N sum x
-    x^T`` over its cast input (earlier blocks already quantized, this block
-    as configured), :func:`dmxnum.ptq.gptq` quantizes its targets, and a
-    second pass computes the next block's inputs with the new weights.
-    Targets outside the blocks are done one at a time with whole forwards.
+    order: the first block's inputs are captured once per batch (the
+    forward stops there); then each block runs once per batch on its cached
+    inputs, as configured (its weights cast to their format), while every
+    target's Hessian ``H = 2/N sum x x^T`` is collected over its cast input,
+    and its outputs become the next block's inputs; :func:`dmxnum.ptq.gptq`
+    then quantizes the block's targets. So every Hessian sees the earlier
+    blocks quantized (by their configured cast). With ``sequential=True``
+    a second run of each block after its GPTQ computes the next block's
+    inputs with GPTQ's weights instead (as in the paper's code; twice the
+    block forwards). Targets outside the blocks are done one at a time with
+    whole forwards, each after the earlier ones.
     Each result is stored as a parameter of the wrapper (``model.dmx_ptq``)
     that replaces the weight in the wrapped forward (and trains, a QAT
     starting point); a later ``transform`` that changes the module's weight
@@ -471,17 +476,19 @@ def gptq(
         for i in steps:
             block = f"{container}.{i}"
             inner = [n for n in names if n.startswith(block + ".")]
-            if inner:
-                hess = _Hessians(model, inner)
-                with _pass(model, hess.taps, through=False):
-                    for args, kwargs in inputs:
-                        model.run_submodule(block, *args, **kwargs)
-                        hess.end_call()
-                for name in inner:
-                    _quantize(model, name, hess.result(name), options)
-                    rest.remove(name)
-            with torch.no_grad():
-                inputs = [_next_call(a, k, _hidden(model.run_submodule(block, *a, **k))) for a, k in inputs]
+            hess = _Hessians(model, inner)
+            outputs = []
+            with _pass(model, hess.taps, through=False):
+                for args, kwargs in inputs:
+                    outputs.append(_next_call(args, kwargs, _hidden(model.run_submodule(block, *args, **kwargs))))
+                    hess.end_call()
+            for name in inner:
+                _quantize(model, name, hess.result(name), options)
+                rest.remove(name)
+            if sequential and inner:
+                with torch.no_grad():
+                    outputs = [_next_call(a, k, _hidden(model.run_submodule(block, *a, **k))) for a, k in inputs]
+            inputs = outputs
     for name in rest:
         hess = _Hessians(model, [name])
         with _pass(model, hess.taps, through=False):

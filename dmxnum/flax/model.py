@@ -293,7 +293,9 @@ class Model:
         inputs and reports, per module and per call, the SQNR in dB
         (:func:`dmxnum.config.sqnr_db`) of the configured model's output of
         that module against the unconfigured model's, end to end (``inf``:
-        identical).
+        identical). With ``variables``, each row's ``ptq`` lists the
+        post-training quantization state they hold for the module
+        (``input_scale``, ``weight_scale``, ``gptq``).
         """
         state = self._state
         sqnr: dict[str, tuple[float, ...]] = {}
@@ -313,7 +315,12 @@ class Model:
                 }
         config = self._with_instances(self.configuration)
         applied = self._last[1] if self._last is not None and self._last[0] is state else {}
-        rows = tuple(make_row(n, s, tuple(applied.get(n, ())), sqnr.get(n, ())) for n, s in config.items())
+        from .ptq import ptq_state
+
+        held = ptq_state(self, variables) if variables is not None else {}
+        rows = tuple(
+            make_row(n, s, tuple(applied.get(n, ())), sqnr.get(n, ()), held.get(n, ())) for n, s in config.items()
+        )
         return Report(rows, forwards=state.traces)
 
     # ------------------------------------------------------------------ internals

@@ -1,0 +1,79 @@
+"""Search sites: the (module, slot) pairs a mixed-precision search assigns formats to.
+
+A *site* is one format slot of one module (``weight_format`` of
+``model.layers.0.mlp.down_proj``, ``input_format`` of the same module, ...).
+Each site carries the number of elements it stores or moves, which weighs it
+in the bit budget:
+
+* a **weight site** (slot ``weight_format``) counts its parameter count;
+* an **activation site** (any other format slot: ``input_format``,
+  ``output_format``, ``multiplier_format``, ...) counts its elements **per
+  token** (per sample for a model without tokens), i.e. the size of the
+  tensor for one token. The budget therefore mixes parameters with
+  per-token activation elements; a frontend that wants another weighting
+  scales ``elements`` before building the table.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import dmxnum
+from dmxnum.config.slots import FORMAT_SLOTS
+
+
+@dataclass(frozen=True)
+class Site:
+    """One format slot of one module.
+
+    ``module``: the module's name in the configuration (non-empty string);
+    ``slot``: a format slot (``dmxnum.config.FORMAT_SLOTS``);
+    ``elements``: a positive integer, the parameter count for a weight site
+    and the elements per token for an activation site (see the module doc).
+    Raises ``ValueError`` (``TypeError`` for a non-integer count) otherwise.
+    """
+
+    module: str
+    slot: str
+    elements: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.module, str) or not self.module:
+            raise ValueError(f"Site.module must be a non-empty string, got {self.module!r}")
+        if self.slot not in FORMAT_SLOTS:
+            raise ValueError(
+                f"Site.slot must be a format slot ({', '.join(sorted(FORMAT_SLOTS))}), got {self.slot!r}"
+            )
+        e = self.elements
+        if isinstance(e, bool) or not isinstance(e, numbers.Integral):
+            raise TypeError(f"Site.elements must be an integer, got {e!r}")
+        if e <= 0:
+            raise ValueError(f"Site.elements must be positive, got {e!r} for {self.module}.{self.slot}")
+        object.__setattr__(self, "elements", int(e))
+
+    @property
+    def kind(self) -> str:
+        """``"weight"`` for the ``weight_format`` slot, ``"activation"`` for every other slot."""
+        return "weight" if self.slot == "weight_format" else "activation"
+
+    @property
+    def label(self) -> str:
+        """``"module:slot"``, the site's name in tables and plots."""
+        return f"{self.module}:{self.slot}"
+
+
+def bits_of(fmt) -> float:
+    """Storage bits per element of a format: ``dmxnum.parse(fmt).bits_per_element``.
+
+    Block formats include their shared scale spread over the block
+    (``MXFP4_E2M1`` 4.25, ``MXFP6_E2M3`` 6.25, ``MXFP8_E4M3`` 8.25,
+    ``BFP16_64_LD`` 8.125). ``fmt`` is a shorthand or a parsed format;
+    a malformed shorthand raises ``dmxnum``'s ``ShorthandError``.
+    """
+    return float(dmxnum.parse(fmt).bits_per_element)
+
+
+def canonical(fmt) -> str:
+    """The canonical shorthand of a format: ``str(dmxnum.parse(fmt))``."""
+    return str(dmxnum.parse(fmt))
