@@ -26,8 +26,10 @@ from dmxnum.errors import ConfigError, ConfigWarning, NotCalibratedError, SlotNo
 from ._aware import aware, is_aware
 from .model import Model
 from .ptq import PTQWarning, calibrate, gptq, smoothquant
+from .search import search, sensitivity
 
 __all__ = [
     "aware", "is_aware", "Model", "ConfigRule", "ConfigError", "ConfigWarning",
     "SlotNotAppliedWarning", "NotCalibratedError", "PTQWarning", "calibrate", "gptq", "smoothquant",
+    "sensitivity", "search",
 ]
