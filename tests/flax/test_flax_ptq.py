@@ -127,6 +127,7 @@ def test_calibrated_model_equals_hand_twin(calibrated, float_vars):
     assert report.missing == []
     assert set(report["Dense_1"].applied) == {"weight_format", "weight_scale", "input_format", "input_scale"}
     assert dfx.ptq_state(model, v) == {n: ("input_scale", "weight_scale") for n in NAMES}
+    assert model.dmx_report(v, X_TEST)["Dense_0"].ptq == ("input_scale", "weight_scale")
 
 
 def test_calibration_is_layout_exact_for_conv():
