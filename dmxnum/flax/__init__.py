@@ -8,7 +8,9 @@ are Flax module paths joined with ``.`` (``layers_0`` may be written
 by meaning (:mod:`dmxnum.flax.layouts`). Post-training quantization:
 ``variables = dmxnum.flax.calibrate(model, variables, batches)`` sets the
 configured static scales, ``dmxnum.flax.gptq(model, variables, batches)``
-quantizes kernels by GPTQ (:mod:`dmxnum.flax.ptq`). See ``docs/flax.md``.
+quantizes kernels by GPTQ (:mod:`dmxnum.flax.ptq`). Mixed precision:
+``dmxnum.flax.sensitivity`` / ``dmxnum.flax.search`` (:mod:`dmxnum.flax.search`,
+the twin of ``torch_frontend.search``). See ``docs/flax.md``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from ..errors import ConfigWarning, NotCalibratedError, SlotNotAppliedWarning
 from .layouts import torch_axis_to_flax, torch_shape, translate
 from .model import PTQ_COLLECTION, Model
 from .ptq import calibrate, gptq, ptq_state
+from .search import SearchReport, search, sensitivity
 
 __all__ = [
     "Model", "ConfigRule", "SlotNotAppliedWarning", "ConfigWarning", "NotCalibratedError", "torch_axis_to_flax",
     "torch_shape", "translate", "calibrate", "gptq", "ptq_state", "PTQ_COLLECTION",
+    "sensitivity", "search", "SearchReport",
 ]
