@@ -35,7 +35,8 @@ from torch import nn
 
 import dmxnum
 from dmxnum.config import ConfigRule, FORMAT_SLOTS, slots_of
-from dmxnum.search import ScoreTable, SearchResult, Site, search as core_search
+from dmxnum.search import ScoreTable, Site, search as core_search
+from dmxnum.search.runs import ScoreCache, SearchReport, evaluate_id, progress_bar
 
 from .model import Model
 
@@ -157,46 +158,7 @@ def fingerprint(net: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _evaluate_id(evaluate: Callable) -> str:
-    own = getattr(evaluate, "cache_key", None)
-    if own is not None:
-        return str(own)
-    return f"{getattr(evaluate, '__module__', '?')}.{getattr(evaluate, '__qualname__', repr(evaluate))}"
-
-
-class _Cache:
-    """Measured scores on disk, one JSON file per (model fingerprint, evaluate)."""
-
-    def __init__(self, directory: Any, net: nn.Module, evaluate: Callable):
-        self.path = None
-        self.data: dict[str, float] = {}
-        if directory is None:
-            return
-        key = hashlib.sha256(f"{fingerprint(net)}|{_evaluate_id(evaluate)}".encode()).hexdigest()[:24]
-        self.path = Path(directory) / f"sensitivity-{key}.json"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            self.data = json.loads(self.path.read_text())
-
-    def get(self, key: str) -> float | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: float) -> None:
-        self.data[key] = value
-        if self.path is not None:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data))
-            tmp.replace(self.path)
-
-
-def _bar(total: int, desc: str, progress: bool | None):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False,
-                disable=progress is False or (progress is None and total <= 4))
-
-
-def _measure(model: Model, evaluate: Callable, sites: list, candidates: list[str], cache: _Cache,
+def _measure(model: Model, evaluate: Callable, sites: list, candidates: list[str], cache: ScoreCache,
              progress: bool | None) -> tuple[np.ndarray, float]:
     base_key = "|baseline"
     baseline = cache.get(base_key)
@@ -204,7 +166,7 @@ def _measure(model: Model, evaluate: Callable, sites: list, candidates: list[str
         baseline = float(evaluate(Model(model.net, key=model._generator)))
         cache.put(base_key, baseline)
     out = np.full((len(sites), len(candidates)), np.nan)
-    with _bar(len(sites) * len(candidates), "dmx.sensitivity measured", progress) as bar:
+    with progress_bar(len(sites) * len(candidates), "dmx.sensitivity measured", progress) as bar:
         for i, (name, slot) in enumerate(sites):
             for j, cand in enumerate(candidates):
                 key = f"{name}|{slot}|{cand}"
@@ -256,7 +218,7 @@ def _proxy(model: Model, sites: list, candidates: list[str], batches: Iterable[A
     try:
         for p in net.parameters():
             p.requires_grad_(True)
-        with _bar(len(batches), "dmx.sensitivity gradients", progress) as bar:
+        with progress_bar(len(batches), "dmx.sensitivity gradients", progress) as bar:
             for batch in batches:
                 net.zero_grad(set_to_none=True)
                 with torch.enable_grad():
@@ -316,27 +278,13 @@ def sensitivity(
     if measure:
         if evaluate is None:
             raise ValueError("measure=True needs evaluate(model) -> float")
-        measured, baseline = _measure(model, evaluate, pairs, cands, _Cache(cache_dir, model.net, evaluate), progress)
+        cache = ScoreCache(cache_dir, f"{fingerprint(model.net)}|{evaluate_id(evaluate)}")
+        measured, baseline = _measure(model, evaluate, pairs, cands, cache, progress)
     if proxy:
         if batches is None:
             raise ValueError("proxy=True needs batches (the inputs of the gradient passes)")
         proxy_scores = _proxy(model, pairs, cands, batches, loss, progress)
     return ScoreTable(site_list, tuple(cands), measured=measured, proxy=proxy_scores, baseline=baseline)
-
-
-class SearchReport:
-    """What :func:`search` found: ``bits`` (average bits per element over the
-    sites, element-weighted), ``predicted`` (the summed score), ``metric``
-    (``evaluate`` of the configured model, when evaluated), ``result`` (the
-    :class:`dmxnum.search.SearchResult`) and ``table``."""
-
-    def __init__(self, result: SearchResult, table: ScoreTable, metric: float | None):
-        self.result, self.table = result, table
-        self.bits, self.predicted, self.metric = result.bits, result.predicted, metric
-
-    def __repr__(self) -> str:
-        metric = "" if self.metric is None else f", metric={self.metric:.4g}"
-        return f"SearchReport(bits={self.bits:.4g}, predicted={self.predicted:.4g}{metric})"
 
 
 def search(

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
-import sys
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import flax.linen as nn
@@ -42,7 +39,8 @@ import numpy as np
 
 import dmxnum
 from ..config import ConfigRule, FORMAT_SLOTS, parse_config, slots_of
-from ..search import ScoreTable, SearchResult, Site, search as core_search
+from ..search import ScoreTable, Site, search as core_search
+from ..search.runs import ScoreCache, SearchReport, evaluate_id, progress_bar
 from .model import Model, _lookup
 from .session import Session, active
 
@@ -98,7 +96,7 @@ def _record_names(model: Model, variables: Any, batches: Any, loss: Callable | N
     """Record ``model``'s names from the first batch (shapes only) when none are recorded."""
     if model._records:
         return
-    if batches is None:
+    if not batches:
         raise ValueError(
             "the model has no recorded names: call model.init(...) or model.trace(...) first, or give batches"
         )
@@ -115,8 +113,8 @@ def resolve_sites(model: Model, sites: Any = None) -> list[tuple[str, str]]:
     them, or in their PyTorch spelling ``layers.0``), or None: the
     ``weight_format`` of every ``Dense`` / ``DenseGeneral`` / ``Conv``
     (kinds linear and conv). Names come back in the Flax spelling. Raises
-    ``ValueError`` for a module or slot that does not exist, or when nothing
-    is selected; ``ConfigError`` for a names-free model (nothing recorded).
+    ``ValueError`` for a module or slot that does not exist, when nothing is
+    selected, or when the model has recorded no names yet.
     """
     if not model._records:
         raise ValueError("the model has no recorded names: call model.init(...) or model.trace(...) first")
@@ -225,56 +223,15 @@ def fingerprint(variables: Any) -> str:
     return h.hexdigest()
 
 
-def _evaluate_id(evaluate: Callable) -> str:
-    own = getattr(evaluate, "cache_key", None)
-    if own is not None:
-        return str(own)
-    return f"{getattr(evaluate, '__module__', '?')}.{getattr(evaluate, '__qualname__', repr(evaluate))}"
-
-
-class _Cache:
-    """Measured scores on disk, one JSON file per (variables fingerprint, evaluate)
-    (the file layout of ``torch_frontend.search``'s cache)."""
-
-    def __init__(self, directory: Any, module: nn.Module, variables: Any, evaluate: Callable):
-        self.path = None
-        self.data: dict[str, float] = {}
-        if directory is None:
-            return
-        ident = f"{type(module).__qualname__}|{fingerprint(variables)}|{_evaluate_id(evaluate)}"
-        key = hashlib.sha256(ident.encode()).hexdigest()[:24]
-        self.path = Path(directory) / f"sensitivity-{key}.json"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            self.data = json.loads(self.path.read_text())
-
-    def get(self, key: str) -> float | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: float) -> None:
-        self.data[key] = value
-        if self.path is not None:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data))
-            tmp.replace(self.path)
-
-
-def _bar(total: int, desc: str, progress: bool | None):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False,
-                disable=progress is False or (progress is None and total <= 4))
-
-
 # ---------------------------------------------------------------------- scores
 def _measure(model: Model, variables: Any, evaluate: Callable, sites: list, candidates: list[str],
-             cache: _Cache, progress: bool | None) -> tuple[np.ndarray, float]:
+             cache: ScoreCache, progress: bool | None) -> tuple[np.ndarray, float]:
     baseline = cache.get("|baseline")
     if baseline is None:
         baseline = float(evaluate(_fresh(model), variables))
         cache.put("|baseline", baseline)
     out = np.full((len(sites), len(candidates)), np.nan)
-    with _bar(len(sites) * len(candidates), "dmxnum.flax.sensitivity measured", progress) as bar:
+    with progress_bar(len(sites) * len(candidates), "dmxnum.flax.sensitivity measured", progress) as bar:
         for i, (name, slot) in enumerate(sites):
             for j, cand in enumerate(candidates):
                 key = f"{name}|{slot}|{cand}"
@@ -315,7 +272,7 @@ def _proxy(model: Model, variables: Any, sites: list, candidates: list[str], bat
     variables = dict(variables)
     params = variables["params"]
     step = _gradient_step(variables, loss, inputs)
-    with _bar(len(batches), "dmxnum.flax.sensitivity gradients", progress) as bar:
+    with progress_bar(len(batches), "dmxnum.flax.sensitivity gradients", progress) as bar:
         for batch in batches:
             shapes = _input_shapes(inputs, variables, batch, loss) if inputs else {}
             missing = [n for n in inputs if not shapes.get(n)]
@@ -407,28 +364,14 @@ def sensitivity(
     if measure:
         if evaluate is None:
             raise ValueError("measure=True needs evaluate(model, variables) -> float")
-        cache = _Cache(cache_dir, model.module, variables, evaluate)
+        identity = f"{type(model.module).__qualname__}|{fingerprint(variables)}|{evaluate_id(evaluate)}"
+        cache = ScoreCache(cache_dir, identity)
         measured, baseline = _measure(model, variables, evaluate, pairs, cands, cache, progress)
     if proxy:
         if not batches:
             raise ValueError("proxy=True needs batches (the inputs of the gradient passes)")
         proxy_scores = _proxy(model, variables, pairs, cands, batches, loss or _own_loss(model.module), progress)
     return ScoreTable(site_list, tuple(cands), measured=measured, proxy=proxy_scores, baseline=baseline)
-
-
-class SearchReport:
-    """What :func:`search` found: ``bits`` (average bits per element over the
-    sites, element-weighted), ``predicted`` (the summed score), ``metric``
-    (``evaluate`` of the configured model, when evaluated), ``result`` (the
-    :class:`dmxnum.search.SearchResult`) and ``table``."""
-
-    def __init__(self, result: SearchResult, table: ScoreTable, metric: float | None):
-        self.result, self.table = result, table
-        self.bits, self.predicted, self.metric = result.bits, result.predicted, metric
-
-    def __repr__(self) -> str:
-        metric = "" if self.metric is None else f", metric={self.metric:.4g}"
-        return f"SearchReport(bits={self.bits:.4g}, predicted={self.predicted:.4g}{metric})"
 
 
 def search(

@@ -366,3 +366,20 @@ def test_gptq_on_the_tiny_llama_blocks_excludes_the_tied_head():
     ref = logits(net)
     err = [(logits(m) - ref).pow(2).mean().item() for m in (rtn, model)]
     assert err[1] < err[0]
+
+
+def test_calibrated_gptq_model_compiles_and_exports_to_the_same_bits():
+    net = Stack(n=2).eval()
+    cfg = dmx.ConfigRule(module_types=["linear"], name_re=r"layers\.",
+                         config={**w8a8(), "weight_format": INT4, "weight_scale": "MSE{0}"})
+    xs = correlated(3, 16, 8, seed=8)
+    model = dmx.gptq(dmx.calibrate(dmx.smoothquant(dmx.Model(net).transform(cfg), xs), xs), xs)
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        eager = model(x)
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=True)(x)
+        program = model.export((x,))
+    assert torch.equal(compiled, eager)
+    assert torch.equal(program.module()(x), eager)
+    casts = [n for n in program.graph.nodes if n.target is torch.ops.dmxnum.cast.default]
+    assert any(n.args[2] is not None for n in casts)  # static scales enter the graph
