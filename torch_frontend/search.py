@@ -34,8 +34,9 @@ import torch
 from torch import nn
 
 import dmxnum
-from dmxnum.config import ConfigRule, FORMAT_SLOTS, slots_of
+from dmxnum.config import ConfigRule, slots_of
 from dmxnum.search import ScoreTable, Site, search as core_search
+from dmxnum.search.sites import check_pairs
 from dmxnum.search.runs import ScoreCache, SearchReport, evaluate_id, progress_bar
 
 from .model import Model
@@ -80,17 +81,7 @@ def resolve_sites(model: Model, sites: Any = None) -> list[tuple[str, str]]:
         pattern = re.compile(sites)
         out = [(n, "weight_format") for n in weighted if pattern.search(n)]
     else:
-        out = []
-        for item in sites:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                raise ValueError(f"a site is a (module, slot) pair, got {item!r}")
-            name, slot = item
-            if name not in table:
-                raise ValueError(f"site {item!r}: no module {name!r} in the model")
-            if slot not in FORMAT_SLOTS or slot not in slots_of(table[name][1]):
-                raise ValueError(f"site {item!r}: {name!r} ({table[name][1]}) has no format slot {slot!r}; "
-                                 f"its slots: {slots_of(table[name][1])}")
-            out.append((name, slot))
+        return check_pairs(sites, table)
     if not out:
         raise ValueError(f"sites={sites!r} selects no site")
     return out

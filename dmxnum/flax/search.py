@@ -38,8 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import dmxnum
-from ..config import ConfigRule, FORMAT_SLOTS, parse_config, slots_of
+from ..config import ConfigRule, parse_config, slots_of
 from ..search import ScoreTable, Site, search as core_search
+from ..search.sites import check_pairs
 from ..search.runs import ScoreCache, SearchReport, evaluate_id, progress_bar
 from .model import Model, _lookup
 from .session import Session, active
@@ -129,19 +130,7 @@ def resolve_sites(model: Model, sites: Any = None) -> list[tuple[str, str]]:
         pattern = re.compile(sites)
         out = [(n, "weight_format") for n in weighted if pattern.search(n)]
     else:
-        aliases = model._aliases()
-        out = []
-        for item in sites:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                raise ValueError(f"a site is a (module, slot) pair, got {item!r}")
-            name, slot = item
-            name = aliases.get(name, name)
-            if name not in table:
-                raise ValueError(f"site {tuple(item)!r}: no module {item[0]!r} in the model")
-            if slot not in FORMAT_SLOTS or slot not in slots_of(table[name][1]):
-                raise ValueError(f"site {tuple(item)!r}: {name!r} ({table[name][1]}) has no format slot {slot!r}; "
-                                 f"its slots: {slots_of(table[name][1])}")
-            out.append((name, slot))
+        return check_pairs(sites, table, model._aliases())
     if not out:
         raise ValueError(f"sites={sites!r} selects no site")
     return out

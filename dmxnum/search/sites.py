@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import dmxnum
 from dmxnum.config.slots import FORMAT_SLOTS
@@ -77,3 +78,28 @@ def bits_of(fmt) -> float:
 def canonical(fmt) -> str:
     """The canonical shorthand of a format: ``str(dmxnum.parse(fmt))``."""
     return str(dmxnum.parse(fmt))
+
+
+def check_pairs(sites: Any, modules: Mapping[str, tuple[str, str]], aliases: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """``sites`` (an iterable of ``(module, slot)`` pairs) checked against a
+    model's ``modules`` (name -> ``(class name, kind)``): each module exists
+    (after ``aliases``, e.g. Flax's ``layers.0`` -> ``layers_0``) and its kind
+    has that format slot. Returns the pairs (canonical names); ``ValueError``
+    naming the bad pair and the module's slots otherwise, or when empty."""
+    from ..config.rules import slots_of
+
+    out = []
+    for item in sites:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ValueError(f"a site is a (module, slot) pair, got {item!r}")
+        name, slot = item
+        name = (aliases or {}).get(name, name)
+        if name not in modules:
+            raise ValueError(f"site {tuple(item)!r}: no module {item[0]!r} in the model")
+        if slot not in FORMAT_SLOTS or slot not in slots_of(modules[name][1]):
+            raise ValueError(f"site {tuple(item)!r}: {name!r} ({modules[name][1]}) has no format slot {slot!r}; "
+                             f"its slots: {slots_of(modules[name][1])}")
+        out.append((name, slot))
+    if not out:
+        raise ValueError(f"sites={sites!r} selects no site")
+    return out
