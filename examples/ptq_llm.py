@@ -99,6 +99,34 @@ def run_row(net, name: str, eval_windows, calib_windows, progress: bool = True) 
             "calib_windows": int(calib_windows.shape[0]), "seconds": seconds}
 
 
+#: row -> the round-to-nearest row it is compared with
+BASELINES = {
+    "mxfp4_gptq": "mxfp4_rtn", "nvfp4_gptq": "nvfp4_rtn", "bfp12_gptq": "bfp12_rtn",
+    "int4_mse_gptq": "int4_mse_rtn", **{f"w8a8_sq{a}": "w8a8" for a in (0.3, 0.5, 0.7, 0.85)},
+}
+
+
+def markdown(records: list[dict]) -> str:
+    """The perplexity table of ``records`` (this script's JSON lines; the last
+    record of each row counts): perplexity, change against FP32 and, for a
+    PTQ row, the share of its round-to-nearest row's gap to FP32 it closes."""
+    rows = {r["row"]: r for r in records}
+    fp32 = rows["fp32"]["perplexity"]
+    lines = ["| configuration | calibration windows | perplexity | vs FP32 | gap closed |", "|---|---:|---:|---:|---:|",
+             f"| FP32 | - | {fp32:.2f} | | |"]
+    for name, r in rows.items():
+        if name == "fp32":
+            continue
+        ppl = r["perplexity"]
+        base = rows.get(BASELINES.get(name, ""))
+        closed = f"{100 * (base['perplexity'] - ppl) / (base['perplexity'] - fp32):.0f} %" if base else ""
+        steps = r.get("seconds", {})
+        uses_data = "gptq" in steps or "smoothquant" in steps or "input_scale" in str(ROWS[name][1])
+        windows = r["calib_windows"] if uses_data else "-"
+        lines.append(f"| {r['description']} | {windows} | {ppl:.2f} | {100 * (ppl / fp32 - 1):+.1f} % | {closed} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--eval", type=int, default=64, help="evaluation windows (of 64)")
@@ -106,7 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", default="all", help="comma-separated rows, 'fp32' included, or 'all'")
     parser.add_argument("--out", default="ptq_llm.jsonl")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown([json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]))
+        return
     rows = ["fp32", *ROWS] if args.rows == "all" else args.rows.split(",")
     unknown = [r for r in rows if r != "fp32" and r not in ROWS]
     if unknown:

@@ -471,8 +471,10 @@ def gptq(
         blocks_list = model.net.get_submodule(container)
         if not isinstance(blocks_list, nn.ModuleList):
             raise ValueError(f"blocks={container!r} is not an nn.ModuleList")
+        last = max((i for i in range(len(blocks_list)) if any(n.startswith(f"{container}.{i}.") for n in names)),
+                   default=-1)  # later blocks hold no target: nothing to run there
         inputs = _block_inputs(model, f"{container}.0", calls)
-        steps = _progress(range(len(blocks_list)), len(blocks_list), "dmx.gptq blocks", progress)
+        steps = _progress(range(last + 1), last + 1, "dmx.gptq blocks", progress)
         for i in steps:
             block = f"{container}.{i}"
             inner = [n for n in names if n.startswith(block + ".")]
