@@ -479,6 +479,10 @@ class Model(nn.Module):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
+        for key, default in (("_taps", {}), ("_ptq_pass", False), ("_ptq_info", {})):
+            self.__dict__.setdefault(key, default)  # wrappers pickled before PTQ existed
+        if "dmx_ptq" not in self._modules:
+            self.dmx_ptq = PTQStore()
         self._install_state()
         self._scan()
         self._install()
