@@ -140,6 +140,12 @@ def _select(model: Model, modules: Any, eligible: dict[str, Any], default: list[
 
 
 
+def _scaled(slots: dict, key: str) -> bool:
+    """True when ``slots`` configure the static scale ``key`` (not NONE)."""
+    spec = slots.get(key)
+    return spec is not None and not spec.is_none
+
+
 def _scale_tensor(obs: Any, device: Any) -> torch.Tensor:
     """An observer's scale as a float32 tensor on ``device``."""
     return torch.from_numpy(np.array(obs.scale(), dtype=np.float32)).to(device)
@@ -176,24 +182,21 @@ def calibrate(model: Model, batches: Iterable[Any], *, progress: bool | None = N
     receives no input keeps no scale (``PTQWarning``)."""
     _check_model(model, "calibrate")
     sites = {
-        n: s for n, (_, _, s) in _configured(model).items()
-        if any(not s.get(k, None) is None and not s[k].is_none for k in ("input_scale", "weight_scale"))
+        n: s for n, (_, _, s) in _configured(model).items() if _scaled(s, "input_scale") or _scaled(s, "weight_scale")
     }
     if not sites:
         warnings.warn("dmx.calibrate: no module has an input_scale or weight_scale to calibrate",
                       PTQWarning, stacklevel=2)
         return model
     for name, slots in sites.items():
-        spec = slots.get("weight_scale")
-        if spec is not None and not spec.is_none:
+        if _scaled(slots, "weight_scale"):
             if model.dmx_ptq.get(name, "weight") is None or model.dmx_ptq.get(name, "weight_scale") is None:
                 _set_weight_scale(model, name, slots)
     observers = {}
     for name, slots in sites.items():
-        spec = slots.get("input_scale")
-        if spec is not None and not spec.is_none:
+        if _scaled(slots, "input_scale"):
             model.dmx_ptq.drop(name, "input_scale")
-            observers[name] = spec.observer(slots["input_format"])
+            observers[name] = slots["input_scale"].observer(slots["input_format"])
     if observers:
         calls = _calls(batches)
         taps = {n: {"observe": obs.update} for n, obs in observers.items()}
@@ -362,8 +365,7 @@ def _quantize(model: Model, name: str, H: torch.Tensor, options: dict) -> None:
     job = _weight_job(model, name)
     slots = model._config[name]
     w = model._pre_cast_weight(job, None).detach()
-    spec = slots.get("weight_scale")
-    scale = model.dmx_ptq.get(name, "weight_scale") if spec is not None and not spec.is_none else None
+    scale = model.dmx_ptq.get(name, "weight_scale") if _scaled(slots, "weight_scale") else None
     res = core.gptq(w, H.cpu().numpy(),
                     slots["weight_format"], scale=None if scale is None else scale.cpu().numpy(), **options)
     model.dmx_ptq.set(name, "weight", res.Wq)
@@ -459,8 +461,7 @@ def gptq(
     calls = _calls(batches)
     for name in names:
         model.dmx_ptq.drop(name, "weight")
-        spec = configured[name][2].get("weight_scale")
-        if spec is not None and not spec.is_none and model.dmx_ptq.get(name, "weight_scale") is None:
+        if _scaled(configured[name][2], "weight_scale") and model.dmx_ptq.get(name, "weight_scale") is None:
             _set_weight_scale(model, name, configured[name][2])
     if model._needs_recording():
         with torch.no_grad():
