@@ -296,6 +296,22 @@ def test_gptq_blocks_quantize_every_layer_on_its_grid_below_rtn_loss(fmt, scale)
         assert info["loss"] < info["loss_rtn"] and not info["fallback"]
 
 
+def test_sequential_gptq_feeds_the_next_block_with_gptq_weights():
+    net = Stack(n=2).eval()
+    cfg = dmx.ConfigRule(module_types=["linear"], name_re=r"layers\.", config={"weight_format": "MXFP4_E2M1"})
+    xs = correlated(4, 16, 8, seed=9)
+    one = dmx.gptq(dmx.Model(net).transform(cfg), xs)
+    seq = dmx.gptq(dmx.Model(net).transform(cfg), xs, sequential=True)
+    same = lambda n: torch.equal(one.dmx_ptq.get(n, "weight"), seq.dmx_ptq.get(n, "weight"))
+    assert all(same(f"layers.0.{p}") for p in ("gate", "up", "down"))  # block 0 sees the same inputs
+    assert not all(same(f"layers.1.{p}") for p in ("gate", "up", "down"))  # block 1: GPTQ'd vs cast block 0
+    # the sequential Hessians of block 1 are those of block 1's inputs after GPTQ's block 0
+    with torch.no_grad():
+        up_in = [seq.run_submodule("layers.0", net.embed(x)) for x in xs]  # block 0 with GPTQ's weights
+    want = core.gptq(net.layers[1].up.weight.detach(), hessian(up_in).numpy(), "MXFP4_E2M1")
+    assert torch.equal(seq.dmx_ptq.get("layers.1.up", "weight").detach(), want.Wq)
+
+
 def test_gptq_weights_train_and_survive_state_dict_and_format_change():
     net = Stack(n=2).eval()
     cfg = dmx.ConfigRule(module_types=["linear"], name_re=r"layers\.", config={"weight_format": "MXFP4_E2M1"})
