@@ -888,7 +888,12 @@ class Model(nn.Module):
             return None
         if not (self._config or self._op_config):
             return kwargs
-        return {**kwargs, _PREPARED: self._prepare()}
+        try:
+            prepared = self._prepare()
+        except BaseException:  # e.g. a static scale not calibrated: leave no hook behind
+            self._exit_state()
+            raise
+        return {**kwargs, _PREPARED: prepared}
 
     def _prepare(self) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """The forward's random seed (stochastic configurations) and its

@@ -103,6 +103,8 @@ def test_forward_before_calibration_says_to_calibrate():
     model = dmx.Model(MLP()).transform({"fc2": {"input_format": INT8, "input_scale": "MSE"}})
     with pytest.raises(NotCalibratedError, match=r"dmx.calibrate\(model, batches\)"):
         model(torch.randn(3, 12))
+    assert not nn.modules.module._global_forward_hooks  # the failed call left no hook behind
+    assert not nn.modules.module._global_forward_pre_hooks
 
 
 # --- calibration ------------------------------------------------------------------------
