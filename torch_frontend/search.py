@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -34,9 +33,9 @@ import torch
 from torch import nn
 
 import dmxnum
-from dmxnum.config import ConfigRule, slots_of
+
 from dmxnum.search import ScoreTable, Site, search as core_search
-from dmxnum.search.sites import check_pairs
+from dmxnum.search.sites import select_sites
 from dmxnum.search.runs import ScoreCache, SearchReport, evaluate_id, progress_bar
 
 from .model import Model
@@ -71,20 +70,8 @@ def resolve_sites(model: Model, sites: Any = None) -> list[tuple[str, str]]:
     a module or slot that does not exist."""
     table = _kinds(model)
     weighted = [n for n, (_, kind) in table.items() if kind in _WEIGHTED]
-    if sites is None:
-        tied = _tied(model.net)
-        return [(n, "weight_format") for n in weighted if n not in tied]
-    if isinstance(sites, ConfigRule):
-        names = [n for n in sites.select(table) if "weight_format" in slots_of(table[n][1])]
-        out = [(n, "weight_format") for n in names]
-    elif isinstance(sites, str):
-        pattern = re.compile(sites)
-        out = [(n, "weight_format") for n in weighted if pattern.search(n)]
-    else:
-        return check_pairs(sites, table)
-    if not out:
-        raise ValueError(f"sites={sites!r} selects no site")
-    return out
+    tied = _tied(model.net)
+    return select_sites(sites, table, weighted, [n for n in weighted if n not in tied])
 
 
 def _weight(model: Model, name: str) -> torch.Tensor:

@@ -69,12 +69,7 @@ def calibrate(model: Model, variables: Mapping, batches: Iterable[Any], rngs: An
     such as GPTQ kernels, kept). Raises ``ValueError`` when a module with an
     ``input_scale`` never ran on the batches, or there are no batches.
     """
-    batches = _as_batches(batches)
-    state = model._state
-    model._prepare(state, variables, batches[0], rngs, {})
-    config, records = state.config, model._records
-    params = variables["params"]
-    ptq = _copy_tree(variables.get(PTQ_COLLECTION, {}))
+    batches, state, config, records, params, ptq = _start(model, variables, batches, rngs)
     for name, slots in config.items():
         rec = records.get(name)
         if rec is None or rec.kind not in SCALED_KINDS:
@@ -156,12 +151,7 @@ def gptq(
     """
     import dmxnum.ptq
 
-    batches = _as_batches(batches)
-    state = model._state
-    model._prepare(state, variables, batches[0], rngs, {})
-    config, records = state.config, model._records
-    params = variables["params"]
-    ptq = _copy_tree(variables.get(PTQ_COLLECTION, {}))
+    batches, state, config, records, params, ptq = _start(model, variables, batches, rngs)
     targets = _targets(model, config, modules)
     jobs = {}
     for name in targets:
@@ -234,6 +224,17 @@ def ptq_state(model: Model, variables: Mapping) -> dict[str, tuple[str, ...]]:
 
 
 # ---------------------------------------------------------------------- running
+def _start(model: Model, variables: Mapping, batches: Iterable[Any], rngs: Any) -> tuple:
+    """What both PTQ passes begin with: the batches as tuples, the model's
+    configuration resolved on the first batch, its records, the params and a
+    copy of the ``dmx_ptq`` collection."""
+    batches = _as_batches(batches)
+    state = model._state
+    model._prepare(state, variables, batches[0], rngs, {})
+    return batches, state, state.config, model._records, variables["params"], _copy_tree(
+        variables.get(PTQ_COLLECTION, {}))
+
+
 def _as_batches(batches: Iterable[Any]) -> list[tuple]:
     out = [b if isinstance(b, tuple) else (b,) for b in batches]
     if not out:

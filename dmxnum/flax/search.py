@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import flax.linen as nn
@@ -38,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import dmxnum
-from ..config import ConfigRule, parse_config, slots_of
+from ..config import parse_config
 from ..search import ScoreTable, Site, search as core_search
-from ..search.sites import check_pairs
+from ..search.sites import select_sites
 from ..search.runs import ScoreCache, SearchReport, evaluate_id, progress_bar
 from .model import Model, _lookup
 from .session import Session, active
@@ -121,19 +120,7 @@ def resolve_sites(model: Model, sites: Any = None) -> list[tuple[str, str]]:
         raise ValueError("the model has no recorded names: call model.init(...) or model.trace(...) first")
     table = model._modules()
     weighted = [n for n, (_, kind) in table.items() if kind in _WEIGHTED]
-    if sites is None:
-        out = [(n, "weight_format") for n in weighted]
-    elif isinstance(sites, ConfigRule):
-        names = [n for n in sites.select(table) if "weight_format" in slots_of(table[n][1])]
-        out = [(n, "weight_format") for n in names]
-    elif isinstance(sites, str):
-        pattern = re.compile(sites)
-        out = [(n, "weight_format") for n in weighted if pattern.search(n)]
-    else:
-        return check_pairs(sites, table, model._aliases())
-    if not out:
-        raise ValueError(f"sites={sites!r} selects no site")
-    return out
+    return select_sites(sites, table, weighted, weighted, model._aliases())
 
 
 def _kernel(model: Model, variables: Any, name: str) -> Any:

@@ -103,3 +103,29 @@ def check_pairs(sites: Any, modules: Mapping[str, tuple[str, str]], aliases: Map
     if not out:
         raise ValueError(f"sites={sites!r} selects no site")
     return out
+
+
+def select_sites(sites: Any, modules: Mapping[str, tuple[str, str]], weighted: list[str], default: list[str],
+                 aliases: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The ``(module, slot)`` pairs ``sites`` names in a model's ``modules``
+    (``weighted``: its Linear/Conv names): None -> the ``weight_format`` of
+    ``default``; a ``ConfigRule`` -> the ``weight_format`` of the modules it
+    selects that have one; a string -> a regular expression searched in the
+    ``weighted`` names; else a list of pairs (:func:`check_pairs`).
+    ``ValueError`` when nothing is selected."""
+    import re
+
+    from ..config.rules import ConfigRule, slots_of
+
+    if sites is None:
+        out = [(n, "weight_format") for n in default]
+    elif isinstance(sites, ConfigRule):
+        out = [(n, "weight_format") for n in sites.select(modules) if "weight_format" in slots_of(modules[n][1])]
+    elif isinstance(sites, str):
+        pattern = re.compile(sites)
+        out = [(n, "weight_format") for n in weighted if pattern.search(n)]
+    else:
+        return check_pairs(sites, modules, aliases)
+    if not out:
+        raise ValueError(f"sites={sites!r} selects no site")
+    return out
