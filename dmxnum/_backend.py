@@ -42,6 +42,13 @@ def backend_name(x: Array) -> str:
     )
 
 
+def is_dtensor(x: Any) -> bool:
+    """True for a ``torch.distributed.tensor.DTensor`` (imports nothing: a
+    DTensor exists only once its module has been imported)."""
+    mod = sys.modules.get("torch.distributed.tensor")
+    return mod is not None and isinstance(x, mod.DTensor)
+
+
 def namespace(x: Array) -> Any:
     """The array-API namespace of ``x``: ``array_api_compat.numpy``/``.torch`` or ``jax.numpy``."""
     name = backend_name(x)

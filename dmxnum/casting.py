@@ -72,6 +72,16 @@ def cast(
     but a NumPy, JAX or PyTorch array (``SAME`` excepted: it returns any
     input) and for integer/bool arrays, and ``ValueError`` for malformed
     shorthands, bad axes or missing randomness.
+
+    A ``torch.distributed.tensor.DTensor`` ``x`` gives a DTensor with ``x``'s
+    mesh and placements (``Partial`` reduced: ``Replicate``) equal, bit for
+    bit, to the cast of ``x.full_tensor()``: element-wise formats and blocked
+    ones whose shards hold whole blocks run on each shard; otherwise the
+    block axis (``NVFP4(T)`` without ``scale``: the whole tensor) is gathered,
+    with a one-time :class:`~dmxnum.errors.DistributedWarning`. Random words
+    are those of the global shape (``key`` on every rank, or ``random_bits``
+    as a DTensor or a full array); ``scale`` may be a DTensor or a full array.
+    See ``docs/distributed.md``.
     """
     fmt = parse(fmt) if not isinstance(fmt, Format) else fmt
     if isinstance(fmt, Same):
@@ -80,6 +90,8 @@ def cast(
     B.check_float(x)
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    if B.is_dtensor(x):
+        return _cast_dtensor(x, fmt, key, random_bits, gradient, path, scale)
     if getattr(fmt, "blocked", False):
         normalize_axis(x.ndim, fmt.axis, fmt)
     if path is not None:
@@ -91,6 +103,32 @@ def cast(
     run = functools.partial(_cast_any_dtype, fmt=fmt, words=words, path=path, scale=s)
     mask = _grad_mask(fmt, gradient, B.namespace(x))
     return B.with_straight_through(run, x, None if mask is None else functools.partial(mask, s=s))
+
+
+def _cast_dtensor(
+    x: Any, fmt: Format, key: Any, random_bits: Any, gradient: str, path: str | None, scale: Any
+) -> Any:
+    """``cast`` of a ``DTensor``: a DTensor with ``x``'s placements equal to the cast
+    of ``x.full_tensor()`` re-sharded (see :mod:`dmxnum._dtensor`). Element-wise
+    formats run on each shard; blocked ones too where shards hold whole blocks
+    along the block axis (else that axis is gathered, with a warning);
+    ``NVFP4(T)`` without ``scale`` gathers the whole tensor (its tensor amax).
+    Stochastic words are drawn for the global shape and sliced."""
+    from . import _dtensor as D
+
+    if getattr(fmt, "tensor_scale", False) and scale is None:
+        layout = D.Layout(None, reason=f"the tensor scale of {fmt} is the amax of the whole tensor")
+    elif getattr(fmt, "blocked", False):
+        layout = D.Layout(block=(normalize_axis(x.ndim, fmt.axis, fmt), fmt.block_size))
+    else:
+        layout = D.ELEMENTWISE
+    words = D.global_words(x, key, random_bits) if fmt.stochastic else None
+    s = None if scale is None else as_scale(D.global_like(x), D.full(scale), fmt)
+
+    def local(v: Array, w: Array | None, s: Array | None) -> Array:
+        return cast(v, fmt, random_bits=w, gradient=gradient, path=path, scale=s)
+
+    return D.run(x, local, layout, f"dmxnum.cast({fmt})", [words, s])
 
 
 def _cast_any_dtype(

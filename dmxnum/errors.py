@@ -46,3 +46,15 @@ class PTQWarning(ConfigWarning):
     """Post-training quantization state (a calibrated scale, a GPTQ weight)
     was dropped because the configuration or the module changed, or could
     not be set; the message names the modules and what to rerun."""
+
+
+class DistributedError(ValueError):
+    """A ``torch.distributed.tensor.DTensor`` operation cannot be mapped onto
+    its shards (a companion array of the wrong shape, another device mesh,
+    an unknown placement); the message names the value and what is valid."""
+
+
+class DistributedWarning(UserWarning):
+    """A ``DTensor`` operation gathers a sharded dimension (all-gather and a
+    full copy of that dimension on every rank) because it cannot run
+    shard-locally; emitted once per operation, shape and placements."""

@@ -47,8 +47,15 @@ def approximate(x: Array, spec: "str | Logic", **args: Any) -> Array:
     function. Raises ``TypeError`` for integer/bool input or unknown keyword
     arguments, ``ValueError`` for a bad axis or a layer-norm shape mismatch,
     :class:`~dmxnum.errors.ShorthandError` for a bad shorthand.
+
+    A ``DTensor`` ``x`` gives a DTensor with its placements, equal bit for bit
+    to the result on ``x.full_tensor()``: element-wise logics run on each
+    shard; a softmax axis or a norm's normalized dims that are sharded are
+    gathered first (a one-time :class:`~dmxnum.errors.DistributedWarning`).
     """
     logic = parse_logic(spec)
+    if B.is_dtensor(x) and logic.op != "NONE":
+        return _approximate_dtensor(x, logic, args)
     if B.backend_name(x) == "numpy":
         import numpy as np
 
@@ -60,6 +67,38 @@ def approximate(x: Array, spec: "str | Logic", **args: Any) -> Array:
         with jax.named_scope(f"dmxnum.approximate[{logic}]"):  # location metadata in exported modules
             return _approximate(x, logic, args)
     return _approximate(x, logic, args)
+
+
+def _approximate_dtensor(x: Any, logic: Logic, args: dict) -> Any:
+    """``approximate`` of a ``DTensor``: a DTensor with ``x``'s placements equal to
+    the result on ``x.full_tensor()`` re-sharded (see :mod:`dmxnum._dtensor`).
+    Element-wise logics run on each shard; a softmax gathers its axis and a
+    layer or RMS norm its normalized dims where they are sharded (with a
+    warning). DTensor ``weight``/``bias`` are used whole."""
+    from .. import _dtensor as D
+
+    whole = _reduced_dims(x.ndim, logic, args)
+    layout = D.Layout(whole, reason="" if whole is not None else f"{logic} is checked on the whole tensor")
+    params = {name: D.full(value) for name, value in args.items()}
+    return D.run(x, lambda v: _approximate(v, logic, params), layout, f"dmxnum.approximate({logic})")
+
+
+def _reduced_dims(ndim: int, logic: Logic, args: dict) -> frozenset[int] | None:
+    """The dims ``logic`` reduces along on an input of ``ndim`` dims (empty for
+    element-wise logics), or ``None`` (all dims) where the arguments are invalid,
+    so that the error is raised on the whole tensor, as without sharding."""
+    if logic.op == "SOFTMAX":
+        axis = args.get("axis", -1)
+        valid = isinstance(axis, int) and not isinstance(axis, bool) and -ndim <= axis < ndim
+        return frozenset({axis % ndim}) if valid else None
+    if logic.op in ("LAYERNORM", "RMSNORM"):
+        shape = args.get("normalized_shape")
+        try:
+            k = 1 if shape is None or isinstance(shape, int) else len(tuple(shape))
+        except TypeError:
+            return None
+        return frozenset(range(ndim - k, ndim)) if 0 < k <= ndim else None
+    return frozenset()
 
 
 def _approximate(x: Array, logic: Logic, args: dict) -> Array:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from .._backend import backend_name, check_float, is_tracing, namespace, resolve_words, to_float32
+from .._backend import backend_name, check_float, is_dtensor, is_tracing, namespace, resolve_words, to_float32
 from ._shim import bits_to_float, float_bits, layout, masked_select
 from .kernels import bernoulli_keep, nm_keep, nonzero_bits, order_keys, topk_keep
 from .values import Bernoulli, BlockTopK, Dense, SparsenessLike, TopK, parse_sparseness
@@ -110,6 +110,9 @@ def mask(scores: Array, spec: SparsenessLike, key: Any = None, random_bits: Any 
       either. Scores outside [0, 1] or NaN raise ``ValueError`` (checked
       eagerly; under ``jax.jit``/``torch.compile`` they are not checked: a NaN
       or negative score is never kept, a score above 1 always is).
+
+    DTensor ``scores`` give a bool DTensor with their placements, as for
+    :func:`sparsify`.
     """
     spec = parse_sparseness(spec)
     backend_name(scores)  # TypeError for non-arrays
@@ -117,6 +120,8 @@ def mask(scores: Array, spec: SparsenessLike, key: Any = None, random_bits: Any 
     xp = namespace(scores)
     if isinstance(spec, Dense):
         return xp.ones_like(scores, dtype=xp.bool)
+    if is_dtensor(scores):
+        return _mask_dtensor(scores, spec, key, random_bits)
     if isinstance(spec, TopK):
         numel = 1
         for s in scores.shape:
@@ -161,12 +166,20 @@ def sparsify(
     scores receive ``g * w`` (the mask treated as the identity with respect
     to the scores, as in supermask / edge-popup training), and a score
     function's gradient flows on to ``w`` by the chain rule.
+
+    A ``DTensor`` ``w`` gives a DTensor with its placements, equal bit for bit
+    to the result on ``w.full_tensor()``: ``BERN`` and N:M with whole groups
+    per shard run on each shard; ``TOPK`` and straddling N:M groups gather
+    (a one-time :class:`~dmxnum.errors.DistributedWarning`). Scores and
+    words: DTensors or full arrays of the global shape (see ``docs/distributed.md``).
     """
     spec = parse_sparseness(spec)
     backend = backend_name(w)
     check_float(w, "w")
     if isinstance(spec, Dense):
         return w
+    if is_dtensor(w):
+        return _sparsify_dtensor(w, spec, scores, key, random_bits, trainable_scores)
     if backend == "jax":
         import jax
 
@@ -196,6 +209,53 @@ def _sparsify(
             raise ValueError(f"scores have shape {tuple(s.shape)}; expected w's shape {tuple(w.shape)}")
     keep = mask(_stop_gradient(s), spec, key, random_bits)
     return masked_select(w, keep, spec.grad, s if trainable_scores else None)
+
+
+def _sparsify_dtensor(
+    w: Any, spec: Any, scores: Scores, key: Any, random_bits: Any, trainable_scores: bool
+) -> Any:
+    """``sparsify`` of a ``DTensor``: a DTensor with ``w``'s placements equal to the
+    result on ``w.full_tensor()`` re-sharded (see :mod:`dmxnum._dtensor`).
+    ``BERN`` runs on each shard (words drawn for the global shape and sliced);
+    N:M groups too where shards hold whole groups along the group axis (else it
+    is gathered, with a warning); ``TOPK`` ranks the whole tensor (gathered).
+    ``scores`` may be a DTensor, a full tensor of ``w``'s global shape or a
+    function applied to the DTensor ``w``."""
+    from .. import _dtensor as D
+
+    s = scores(w) if callable(scores) else scores
+    if s is not None and tuple(s.shape) != tuple(w.shape):
+        raise ValueError(f"scores have shape {tuple(s.shape)}; expected w's (global) shape {tuple(w.shape)}")
+    words = D.global_words(w, key, random_bits) if spec.needs_scores and s is not None else None
+
+    def local(v: Array, s: Array | None, r: Array | None) -> Array:
+        return _sparsify(v, spec, s, None, r, trainable_scores)
+
+    return D.run(w, local, _shard_layout(spec, tuple(w.shape)), f"dmxnum.sparsify({spec})", [s, words])
+
+
+def _mask_dtensor(scores: Any, spec: Any, key: Any, random_bits: Any) -> Any:
+    """``mask`` of a ``DTensor`` of scores: a bool DTensor with the scores'
+    placements, laid out as :func:`_sparsify_dtensor` does."""
+    from .. import _dtensor as D
+
+    words = D.global_words(scores, key, random_bits) if spec.needs_scores else None
+
+    def local(v: Array, r: Array | None) -> Array:
+        return mask(v, spec, None, r)
+
+    return D.run(scores, local, _shard_layout(spec, tuple(scores.shape)), f"dmxnum.mask({spec})", [words])
+
+
+def _shard_layout(spec: Any, shape: tuple[int, ...]) -> Any:
+    """What ``spec`` needs of the shards: TOPK the whole tensor, N:M whole groups."""
+    from .. import _dtensor as D
+
+    if isinstance(spec, TopK):
+        return D.Layout(None, reason=f"{spec} ranks every element of the tensor")
+    if isinstance(spec, BlockTopK):
+        return D.Layout(block=(normalize_axis(spec, shape), spec.m))
+    return D.ELEMENTWISE
 
 
 def is_sparse(w: Array, spec: SparsenessLike) -> Any:
