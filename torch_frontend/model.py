@@ -4,7 +4,9 @@ The wrapped network is never mutated. A forward pass:
 
 1. computes the effective parameters ``cast(sparsify(w), weight_format)``
    and ``cast(b, bias_format)`` of every configured module (autograd flows
-   straight through to the float originals);
+   straight through to the float originals); parameters that FSDP2
+   (``fully_shard``) manages are cast instead in their module's own forward,
+   after FSDP's all-gather, on the unsharded parameters (``_fsdp``);
 2. calls ``torch.func.functional_call(net, effective, args, kwargs)`` with,
    while it runs, global module forward hooks that keep the current module
    path and cast a configured module's first positional tensor input
@@ -35,6 +37,7 @@ parameters (step 1, cached in eval without grad) and audits afterwards
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import warnings
@@ -64,7 +67,7 @@ from dmxnum.config import (
 from dmxnum.config.schema import RULES_KEY, _check_module, closest
 from dmxnum.errors import ConfigError, ConfigWarning, NotCalibratedError, PTQWarning, SlotNotAppliedWarning
 
-from . import _attention, _core, _modules, _ops
+from . import _attention, _core, _fsdp, _modules, _ops
 from ._aware import is_aware
 from ._ptq_store import PTQStore
 from ._words import Words, draw_seed
@@ -80,6 +83,11 @@ _FAST_PATH = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerE
 
 def _join(prefix: str, suffix: str) -> str:
     return f"{prefix}.{suffix}" if prefix else suffix
+
+
+def _draws(job: tuple) -> int:
+    """The word sites a parameter job's casts take (one per stochastic slot)."""
+    return sum(bool(getattr(v, "stochastic", False)) for v in job[2].values())
 
 
 def _encoder_layer_ops(layer: nn.TransformerEncoderLayer) -> dict[str, tuple[str, str]]:
@@ -831,11 +839,23 @@ class Model(nn.Module):
         the parameters under that module path."""
         if words is None and self._stochastic:
             words = Words(draw_seed(self._generator))
+        return self._effective_parameters(words, prefix, ())
+
+    def _effective_parameters(
+        self, words: Words | None, prefix: str | None, units: tuple[str, ...]
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`effective_parameters` less the parameters that the FSDP2
+        ``units`` manage (cast in their module's forward: :meth:`_sharded_casts`);
+        their word sites are skipped, so every cast keeps its site."""
         cacheable = not self.net.training and not torch.is_grad_enabled() and not _core.tracing()
         out = {}
         for job in self._param_jobs:
             pname = job[0]
             if prefix is not None and not pname.startswith(prefix + "."):
+                continue
+            if units and _fsdp.is_managed(pname.rpartition(".")[0], units):
+                if words is not None:
+                    words.site += _draws(job)
                 continue
             if cacheable and not any(getattr(v, "stochastic", False) for v in job[2].values()):
                 p = self._weight_source(job)
@@ -850,6 +870,26 @@ class Model(nn.Module):
                 out[pname] = value
             else:
                 out[pname] = self._effective(job, words)
+        return out
+
+    def _sharded_casts(
+        self, units: tuple[str, ...], prefix: str | None, seed: torch.Tensor | None
+    ) -> dict[str, list[tuple[str, Callable[[], torch.Tensor]]]]:
+        """The casts of the parameters that the FSDP2 ``units`` manage, by
+        owner module path: ``(attribute, thunk)``, each thunk computing the
+        effective value from the parameter the module holds when it runs
+        (FSDP's unsharded one), with the word site it has in
+        :meth:`effective_parameters`' order (never cached)."""
+        out: dict[str, list[tuple[str, Callable[[], torch.Tensor]]]] = {}
+        site = 0
+        for job in self._param_jobs:
+            if prefix is not None and not job[0].startswith(prefix + "."):
+                continue
+            owner, _, attr = job[0].rpartition(".")
+            if _fsdp.is_managed(owner, units):
+                words = None if seed is None else Words(seed, site)
+                out.setdefault(owner, []).append((attr, functools.partial(self._effective, job, words)))
+            site += _draws(job)
         return out
 
     @_skip_frame
@@ -913,8 +953,8 @@ class Model(nn.Module):
                     )
             else:
                 seed = draw_seed(self._generator)
-        params = self.effective_parameters(None if seed is None else Words(seed))
-        return params, seed
+        words = None if seed is None else Words(seed)
+        return self._effective_parameters(words, None, _fsdp.managed(self, self.net)), seed
 
     @torch.compiler.disable
     def _end_call(self, audit: bool) -> None:
@@ -986,9 +1026,10 @@ class Model(nn.Module):
         self, args: tuple, kwargs: dict, configured: bool = True, capture: dict | None = None,
         prepared: tuple | None = None, submodule: str | None = None,
     ) -> Any:
+        units = _fsdp.managed(self, self.net) if configured else ()
         if submodule is not None:
             seed = draw_seed(self._generator) if self._stochastic else None
-            params = self.effective_parameters(None if seed is None else Words(seed), prefix=submodule)
+            params = self._effective_parameters(None if seed is None else Words(seed), submodule, units)
             params = {k[len(submodule) + 1:]: v for k, v in params.items()}
             net = self.net.get_submodule(submodule)
         else:
@@ -1013,16 +1054,18 @@ class Model(nn.Module):
             )
         run = _Run(self, record, functional, configured, capture, words)
         own_hooks = _DEPTH[0] == 0  # forward called directly (or by torch.export)
+        sharded = self._sharded_casts(units, submodule, seed) if units else None
         if own_hooks:
             self._enter_state()
         _ACTIVE.append(run)
         try:
-            if need_mode:
-                run.mode_on = True
-                with _Mode(run):
+            with _fsdp.cast_in_forward(self.net, sharded) if sharded else contextlib.nullcontext():
+                if need_mode:
+                    run.mode_on = True
+                    with _Mode(run):
+                        out = torch.func.functional_call(net, params, args, kwargs, tie_weights=False)
+                else:
                     out = torch.func.functional_call(net, params, args, kwargs, tie_weights=False)
-            else:
-                out = torch.func.functional_call(net, params, args, kwargs, tie_weights=False)
         finally:
             _ACTIVE.pop()
             if own_hooks:
