@@ -226,3 +226,20 @@ def test_fsdp2_and_ddp(tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     _job(int(sys.argv[1]), Path(sys.argv[2]))
+
+
+def test_fsdp_qat_example_trains_under_torchrun() -> None:
+    """``examples/fsdp_qat.py`` (docs/distributed.md) under ``torchrun
+    --standalone`` (a free rendezvous port): MXFP4/MXFP8 QAT of a residual
+    MLP on the digits, two ranks, reaches over 90 % test accuracy."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EPOCHS": "5"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
+         str(ROOT / "examples" / "fsdp_qat.py")],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(s for s in proc.stdout.splitlines() if "test accuracy" in s)
+    after = float(line.split("->")[1].split("%")[0])
+    assert after > 90.0, line
