@@ -10,7 +10,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-MODULES = ["bench_formats", "bench_nvfp4", "bench_sparsity", "bench_logics", "bench_torch", "bench_flax", "bench_compile", "bench_llm"]
+MODULES = ["bench_formats", "bench_nvfp4", "bench_sparsity", "bench_logics", "bench_torch", "bench_flax", "bench_flax_sites", "bench_compile", "bench_llm"]
 
 if __name__ == "__main__":
     for name in MODULES:

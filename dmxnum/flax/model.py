@@ -6,6 +6,7 @@ import math
 import warnings
 from typing import Any, Mapping
 
+import flax.errors
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,12 +17,21 @@ from ..config import (
 )
 from ..errors import ConfigError, ConfigWarning, SlotNotAppliedWarning
 from ..formats.same import Same
-from . import registry
+from . import primitives, registry
 from .layouts import torch_shape, translate
 from .session import Record, Session, active
 
 #: the variables collection that holds post-training quantization state (:mod:`dmxnum.flax.ptq`)
 PTQ_COLLECTION = "dmx_ptq"
+
+#: Errors of a module that needs concrete values (Python control flow on arrays), or
+#: whose apply needs more than its init had (an rng stream, a collection): its names
+#: are then recorded without operator sites.
+_UNTRACEABLE = (
+    jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+    jax.errors.TracerArrayConversionError, jax.errors.TracerIntegerConversionError,
+    flax.errors.FlaxError,
+)
 
 _NO_NAMES = (
     "no configurable names recorded yet: call model.init(...), model.trace(...) "
@@ -119,25 +129,32 @@ class Model:
         """``module.init(rngs, *args, **kwargs)``, recording the configurable names.
 
         Initialization runs the plain module (no casts), so the variables are
-        exactly ``module.init``'s. A configuration given to ``transform``
+        exactly ``module.init``'s; the names (modules, functional calls and
+        operator sites, :mod:`dmxnum.flax.primitives`) come from ``module.apply``
+        on them, traced to a jaxpr (no compute). A configuration given to ``transform``
         before any name was recorded is validated here (``ConfigError`` if
         invalid; it is then discarded).
         """
-        with active(Session({}, self._records)):
+        seen: dict[str, Record] = {}
+        with active(Session({}, seen)):
             variables = self.module.init(rngs, *args, **kwargs)
+        self._record_from_apply(variables, rngs, args, kwargs, seen)
         self._resolve(self._state, stacklevel=4)
         return variables
 
     def trace(self, *args: Any, rngs: Any = None, **kwargs: Any) -> dict[str, tuple[str, ...]]:
         """Record the configurable names from example inputs, without computing.
 
-        Runs ``module.init`` under ``jax.eval_shape`` (shapes only); ``rngs``
+        Runs ``module.init`` under ``jax.eval_shape`` and traces ``module.apply``
+        on its result to a jaxpr (shapes only, no compute); ``rngs``
         defaults to ``jax.random.key(0)``. Validates a pending configuration
         (as :meth:`init`). Returns :meth:`dmx_module_names`.
         """
         rngs = jax.random.key(0) if rngs is None else rngs
-        with active(Session({}, self._records)):
-            jax.eval_shape(lambda: self.module.init(rngs, *args, **kwargs))
+        seen: dict[str, Record] = {}
+        with active(Session({}, seen)):
+            variables = jax.eval_shape(lambda: self.module.init(rngs, *args, **kwargs))
+        self._record_from_apply(variables, rngs, args, kwargs, seen)
         self._resolve(self._state, stacklevel=4)
         return self.dmx_module_names()
 
@@ -190,6 +207,10 @@ class Model:
         if not config and capture is None:
             if self._records:
                 return self.module.apply(variables, *args, rngs=rngs, **kwargs)
+            try:
+                self._record_apply(variables, args, rngs, kwargs)
+            except _UNTRACEABLE:
+                pass  # as in init: the concrete run records all but the operator sites
             with active(Session({}, self._records)):
                 return self.module.apply(variables, *args, rngs=rngs, **kwargs)
         session = self._session(config, variables, rngs)
@@ -201,13 +222,33 @@ class Model:
 
     def _prepare(self, state: _State, variables: Any, args: tuple, rngs: Any, kwargs: dict) -> None:
         """Resolve a pending configuration ``state``, recording the names first
-        (under ``jax.eval_shape``) when none are."""
+        (from a traced plain apply, no compute) when none are."""
         if state.pending:
             if not self._records:
-                plain = _without_ptq(variables)
-                with active(Session({}, self._records)):
-                    jax.eval_shape(lambda: self.module.apply(plain, *args, rngs=rngs, **kwargs))
+                self._record_apply(variables, args, rngs, kwargs)
             self._resolve(state, stacklevel=6)
+
+    def _record_from_apply(self, variables: Any, rngs: Any, args: tuple, kwargs: dict, seen: dict) -> None:
+        """Record the names of ``init(rngs, *args, **kwargs)`` from a traced apply on the
+        ``variables`` it made (every collection mutable, ``rngs`` as the init's ``params``
+        stream), since operator sites are named as ``apply`` will meet them. A module that
+        cannot be traced or applied so keeps ``seen``, the names its init recorded, without
+        operator sites."""
+        rngs = rngs if isinstance(rngs, Mapping) else {"params": rngs}
+        kwargs = {**kwargs, "mutable": True}
+        try:
+            self._record_apply(variables, args, rngs, kwargs)
+        except _UNTRACEABLE:
+            for name, rec in seen.items():
+                self._records.setdefault(name, rec)
+
+    def _record_apply(self, variables: Any, args: tuple, rngs: Any, kwargs: dict) -> None:
+        """Record the names from one plain apply (traced only, no compute)."""
+        module = self.module
+        primitives.record(
+            self._records, lambda c, d: module.apply(c[0], *d[0], rngs=c[1], **d[1]),
+            (_without_ptq(variables), rngs), (args, kwargs),
+        )
 
     def _session(self, config: dict, variables: Any, rngs: Any) -> Session:
         """A session for one configured run on ``variables`` (its ``dmx_ptq`` collection included)."""
@@ -220,9 +261,17 @@ class Model:
     def _apply_in(self, session: Session, variables: Any, args: tuple, rngs: Any, kwargs: dict) -> Any:
         """``module.apply`` within ``session``: effective parameters, the ``dmx_ptq``
         collection removed (the module never sees it)."""
-        variables = self._effective_variables(_without_ptq(variables), session, session.config)
-        with active(session):
-            return self.module.apply(variables, *args, rngs=rngs, **kwargs)
+        if primitives.needed(session, self._records):  # operator sites: through the interpreter
+            return primitives.run(session, self._apply_plain(session), variables, args, rngs, kwargs)
+        return self._apply_plain(session)(variables, args, rngs, kwargs)
+
+    def _apply_plain(self, session: Session) -> Any:
+        def body(variables: Any, args: tuple, rngs: Any, kwargs: dict) -> Any:
+            variables = self._effective_variables(_without_ptq(variables), session, session.config)
+            with active(session):
+                return self.module.apply(variables, *args, rngs=rngs, **kwargs)
+
+        return body
 
     # ------------------------------------------------------------------ configuration
     def transform(self, config_or_path: Any = None, *rules: Any) -> "Model":
@@ -445,11 +494,16 @@ class Model:
         if op is not None:
             path = aliases.get(op[0], op[0])
             if path == "" or path in modules:
+                recorded = [
+                    n for n, r in self._records.items() if r.path is None and n.rpartition(".")[0] == path
+                ]
                 raise ConfigError(
                     f"unknown module name {name!r}: no call of {op[1]!r} number {op[2]} was recorded "
-                    f"in {path or 'the top-level module'!r}; functional calls are recorded by "
+                    f"in {path or 'the top-level module'!r} (recorded there: "
+                    f"{', '.join(repr(n) for n in recorded) or 'none'}); functional calls are recorded by "
                     f"model.init/model.trace/model.apply on example inputs (hooked: jax.nn.*, "
-                    f"flax.linen activations, dot_product_attention, jax.numpy.matmul); "
+                    f"flax.linen activations, dot_product_attention; operator sites: + and * of two "
+                    f"activations of the same shape, @ / dot_general of two activations); "
                     f"{_suggest(name, candidates)}"
                 )
         raise ConfigError(f"unknown module name {name!r}; {_suggest(name, candidates)}")

@@ -3,8 +3,9 @@
 Pure data plus two naming helpers: which framework-neutral *kind* (see
 :data:`dmxnum.config.KIND_SLOTS`) a Flax Linen class has, where its weight
 and bias live, and in which layout its tensors are; which functions in
-``jax.nn`` / ``flax.linen`` / ``jax.numpy`` are configurable functional ops;
-and the PyTorch-style aliases of Flax names.
+``jax.nn`` / ``flax.linen`` are configurable functional ops, which JAX
+primitives are operator sites (``+``, ``*``, ``@``); and the PyTorch-style
+aliases of Flax names.
 """
 
 from __future__ import annotations
@@ -129,10 +130,18 @@ ACTIVATION_OPS: dict[str, OpInfo] = {
 
 #: The attention op (Flax ``dot_product_attention``): instance name and kind.
 ATTENTION_OP = OpInfo("dot_product_attention", "attention")
-#: ``jax.numpy.matmul``.
-MATMUL_OP = OpInfo("matmul", "matmul")
+#: Operator sites (:mod:`dmxnum.flax.primitives`): the JAX primitive -> the op it is
+#: configured as. ``x + y`` / ``x * y`` of two activations of the same shape and any
+#: product of two activations (``@``, ``jnp.matmul``, ``jnp.einsum``: ``dot_general``).
+SITE_OPS: dict[str, OpInfo] = {
+    "add": OpInfo("add", "add"),
+    "mul": OpInfo("mul", "mul"),
+    "dot_general": OpInfo("matmul", "matmul"),
+}
+#: The matmul op (``@``, ``jax.numpy.matmul``).
+MATMUL_OP = SITE_OPS["dot_general"]
 
-ALL_OPS = {o.op for o in ACTIVATION_OPS.values()} | {ATTENTION_OP.op, MATMUL_OP.op}
+ALL_OPS = {o.op for o in ACTIVATION_OPS.values()} | {ATTENTION_OP.op} | {o.op for o in SITE_OPS.values()}
 
 #: PyTorch's name of an op where it differs from Flax's (one file serves both).
 TORCH_OP_NAMES = {"dot_product_attention": "scaled_dot_product_attention"}

@@ -9,11 +9,15 @@ consult it:
   module's input, approximation, accumulation, bias-add and output slots
   around its ``__call__``;
 * the functional ops of :data:`~dmxnum.flax.registry.ACTIVATION_OPS` (in
-  ``jax.nn``, ``flax.linen`` and ``flax.linen.activation``), Flax's
-  ``dot_product_attention`` and ``jax.numpy.matmul`` are replaced, *only for
-  the duration of the call*, by thin hooks that name each call
-  ``<module path>.<op>_<i>`` (``i`` counts that op's calls in the module
-  method's own body, from 0) and apply its slots.
+  ``jax.nn``, ``flax.linen`` and ``flax.linen.activation``) and Flax's
+  ``dot_product_attention`` are replaced, *only for the duration of the
+  call*, by thin hooks that name each call ``<module path>.<op>_<i>`` (``i``
+  counts that op's calls in the module method's own body, from 0) and apply
+  its slots.
+
+Operators (``+``, ``*``, ``@``) have no hook: :mod:`dmxnum.flax.primitives`
+finds them in the jaxpr of the run, using the ``jax.named_scope`` tokens that
+the interceptor and :meth:`Session.opaque` push when a session has ``scopes``.
 
 Hooks are inert whenever no session is active on the current thread (they
 call the original function), so another thread that runs JAX code during the
@@ -25,12 +29,14 @@ casts and nothing of this module. The hooks contain no numerics: they call
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import threading
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import flax.linen as nn
 import jax
@@ -44,6 +50,13 @@ from . import registry
 from .layouts import torch_shape, translate
 
 _local = threading.local()
+
+#: The ``jax.named_scope`` name of the frontend's own computations (casts, approximations,
+#: hooked ops): no operator under it is an operator site.
+OPAQUE_SCOPE = "dmx_opaque"
+#: The prefix of the ``jax.named_scope`` token of one module method call (``dmx_f<n>``).
+FRAME_SCOPE = "dmx_f"
+_TOKENS = itertools.count()
 
 
 def current() -> "Session | None":
@@ -139,6 +152,36 @@ class Session:
         self.ptq: Any = None
         self.observe: dict[str, list[Any]] | None = None
         self.grab: dict[str, tuple[Callable, list]] | None = None
+        # operator sites (:mod:`dmxnum.flax.primitives`): while ``scopes`` is a dict, every
+        # module method call runs under a ``jax.named_scope`` token (token -> (module path,
+        # whether its own body's operators are sites)) and every op or cast of the frontend
+        # under the opaque scope; ``marks``, when a list, receives each newly recorded name
+        # (a marker equation in the recording trace places the operator sites among them)
+        self.scopes: dict[str, tuple[str, bool]] | None = None
+        self.marks: list[str] | None = None
+
+    @contextlib.contextmanager
+    def opaque(self) -> Iterator[None]:
+        """A region whose calls are not model ops (a cast, an approximation, a hooked op's
+        implementation): hooked functions inside are not named, and with operator sites on
+        its equations carry the opaque scope, so no operator inside is a site."""
+        self.suspended += 1
+        try:
+            if self.scopes is None:
+                yield
+            else:
+                with jax.named_scope(OPAQUE_SCOPE):
+                    yield
+        finally:
+            self.suspended -= 1
+
+    def mark(self, name: str) -> None:
+        """Note a newly recorded ``name`` in a recording trace (see :attr:`marks`)."""
+        if self.marks is not None:
+            from .primitives import mark
+
+            mark(len(self.marks))
+            self.marks.append(name)
 
     def static_scale(self, name: str, path: tuple[str, ...], slot: str, spec: Any) -> Any:
         """The calibrated ``slot`` scale of module ``name`` from the ``dmx_ptq``
@@ -210,9 +253,9 @@ class Session:
             )
         spec = translate(fmt, x.ndim, layout, spatial)
         key = self.key_for(name, slot) if spec.stochastic else None
-        self.suspended += 1  # whatever the core calls is not a model op
         try:
-            y = dmxnum.cast(x, spec, key=key, scale=scale)
+            with self.opaque():  # whatever the core calls is not a model op
+                y = dmxnum.cast(x, spec, key=key, scale=scale)
         except ConfigError:
             raise
         except ValueError as err:
@@ -222,8 +265,6 @@ class Session:
                 f"{name}: {slot} = {str(fmt)!r} cannot be applied to its tensor of Flax shape "
                 f"{tuple(x.shape)}: {err}"
             ) from err
-        finally:
-            self.suspended -= 1
         self.applied.add((name, slot))
         if scale is not None and scale_slot is not None:
             self.applied.add((name, scale_slot))
@@ -234,11 +275,8 @@ class Session:
         (calls inside it are not named)."""
         import dmxnum
 
-        self.suspended += 1
-        try:
+        with self.opaque():
             y = dmxnum.approximate(x, spec, **kwargs)
-        finally:
-            self.suspended -= 1
         self.applied.add((name, "approximation_function"))
         return y
 
@@ -263,17 +301,34 @@ def _interceptor(next_fun: Callable, args: tuple, kwargs: dict, context: Any) ->
         s.applied.update((name, slot) for slot in s.weight_slots.pop(name))
     s.frames.append(Frame(name, owner))
     try:
-        slots = s.config.get(name) if is_call else None
-        if not slots:
-            y = next_fun(*args, **kwargs)
-        else:
-            y = _apply_module(s, name, module, slots, next_fun, args, kwargs)
+        with _frame_scope(s, name, module):
+            slots = s.config.get(name) if is_call else None
+            if not slots:
+                y = next_fun(*args, **kwargs)
+            else:
+                y = _apply_module(s, name, module, slots, next_fun, args, kwargs)
     finally:
         s.frames.pop()
     if is_call:
         _record_shapes(s.records[name], module)
         s.captured(name, y)
     return y
+
+
+def _frame_scope(s: Session, name: str, module: Any) -> Any:
+    """With operator sites on, a fresh ``jax.named_scope`` token for this method call.
+
+    Its own body's ``+``, ``*``, ``@`` are sites when the module is a user module
+    (kind ``module``, a class not defined by Flax): the internals of a Flax layer
+    (a ``Dense`` bias add, ``MultiHeadDotProductAttention``'s products) are its
+    implementation."""
+    if s.scopes is None:
+        return contextlib.nullcontext()
+    token = f"{FRAME_SCOPE}{next(_TOKENS)}"  # unique across sessions (runs may nest)
+    cls = type(module)
+    user = registry.module_info(cls)[1].kind == "module" and not cls.__module__.startswith("flax.")
+    s.scopes[token] = (name, user)
+    return jax.named_scope(token)
 
 
 def _record_shapes(rec: Record, module: Any) -> None:
@@ -303,6 +358,7 @@ def _record_module(s: Session, name: str, path: tuple[str, ...], module: Any) ->
         axis = module.axis
         spatial = 1 if isinstance(axis, int) else len(tuple(axis))
     s.records[name] = Record(registry.instance_name(cls, spatial), info.kind, path, info, spatial)
+    s.mark(name)
 
 
 def _apply_module(s: Session, name: str, module: Any, slots: dict, next_fun, args, kwargs) -> Any:
@@ -395,16 +451,14 @@ def _op_name(s: Session, op: str) -> str:
 
 def _opaque(s: Session, call: Callable[[], Any]) -> Any:
     """Run a hooked op's original: calls inside it are not named (it is one op)."""
-    s.suspended += 1
-    try:
+    with s.opaque():
         return call()
-    finally:
-        s.suspended -= 1
 
 
 def _record_op(s: Session, name: str, info: registry.OpInfo) -> None:
     if name not in s.records:
         s.records[name] = Record(info.op, info.kind, op=info.op)
+        s.mark(name)
     s.called.add(name)
 
 
@@ -421,8 +475,7 @@ def _activation_hook(orig: Callable, info: registry.OpInfo) -> Callable:
         slots = s.config.get(name)
         if not slots:
             return s.captured(name, _opaque(s, lambda: orig(x, *args, **kwargs)))
-        s.suspended += 1
-        try:
+        with s.opaque():
             x = s.cast(x, slots.get("input_format"), "features", name, "input_format")
             approx = slots.get("approximation_function")
             if _is_none_logic(approx):
@@ -432,8 +485,6 @@ def _activation_hook(orig: Callable, info: registry.OpInfo) -> Callable:
             else:
                 y = s.approximate(x, approx, name)
             y = s.cast(y, slots.get("output_format"), "features", name, "output_format")
-        finally:
-            s.suspended -= 1
         return s.captured(name, y)
 
     hook.__dmx_hook__ = True  # type: ignore[attr-defined]
@@ -539,42 +590,13 @@ def _attention_hook(orig: Callable) -> Callable:
         approx, accum = slots.get("approximation_function"), slots.get("accum_format")
         if isinstance(accum, Same):
             accum = None
-        s.suspended += 1
-        try:
+        with s.opaque():
             if _is_none_logic(approx) and accum is None:
                 call.update(query=q, key=k, value=v)
                 y = orig(**call)
             else:
                 y = _attention_decomposed(s, name, q, k, v, call, approx, accum)
-        finally:
-            s.suspended -= 1
         return s.captured(name, s.cast(y, slots.get("output_format"), "attention", name, "output_format"))
-
-    hook.__dmx_hook__ = True  # type: ignore[attr-defined]
-    return hook
-
-
-def _matmul_hook(orig: Callable) -> Callable:
-    info = registry.MATMUL_OP
-
-    @functools.wraps(orig)
-    def hook(a, b, *args, **kwargs):
-        s = current()
-        if s is None or s.suspended or not s.frames:
-            return orig(a, b, *args, **kwargs)
-        name = _op_name(s, info.op)
-        _record_op(s, name, info)
-        slots = s.config.get(name)
-        if not slots:
-            return s.captured(name, _opaque(s, lambda: orig(a, b, *args, **kwargs)))
-        a = s.cast(a, slots.get("input_format"), "features", name, "input_format")
-        b = s.cast(b, slots.get("multiplier_format"), "features", name, "multiplier_format")
-        s.suspended += 1
-        try:
-            y = orig(a, b, *args, **kwargs)
-        finally:
-            s.suspended -= 1
-        return s.captured(name, s.cast(y, slots.get("output_format"), "features", name, "output_format"))
 
     hook.__dmx_hook__ = True  # type: ignore[attr-defined]
     return hook
@@ -602,7 +624,6 @@ def _build_patches() -> list[tuple[Any, str, Callable, Callable]]:
             add(ns, attr, lambda f, info=info: _activation_hook(f, info))
     for ns in (nn, flat, jax.nn):
         add(ns, "dot_product_attention", _attention_hook)
-    add(jnp, "matmul", _matmul_hook)
     return patches
 
 
