@@ -73,26 +73,33 @@ def scores(model, eval_windows: int, calib_windows: int, out: Path) -> ds.ScoreT
     return table
 
 
-def plan(table: ds.ScoreTable, budgets: list[float], perms: int, proxy_perms: int) -> list[tuple[str, ds.SearchResult]]:
-    """Named configurations to evaluate, most important first."""
+def plan(
+    table: ds.ScoreTable, budgets: list[float], perms: int, proxy_perms: int,
+) -> list[tuple[str, ds.SearchResult]]:
+    """Named configurations to evaluate, most important first: the float
+    model, the uniform candidates within the largest budget, the searches,
+    ``perms`` (``proxy_perms``) random permutations of each measured (proxy)
+    search (measured at the first budget, proxy at every budget, measured at
+    the other budgets), then the other uniform candidates."""
     items: list[tuple[str, ds.SearchResult]] = [("float32", FLOAT32)]
     cheap = [c for c in table.candidates if table.bits[table.index(c)] <= max(budgets)]
     items += [(f"uniform {LABELS[c]}", ds.uniform(table, c)) for c in cheap]
     searched = {(k, b): ds.search(table, b, kind=k) for k in ("measured", "proxy") for b in budgets}
     items += [(f"searched measured {b:g}", searched["measured", b]) for b in budgets]
-    for b in budgets:
-        controls = ds.random_permutations(searched["measured", b], table, n=perms, seed=0)
-        items += [(f"permuted measured {b:g} #{i}", r) for i, r in enumerate(controls)]
     items += [(f"searched proxy {b:g}", searched["proxy", b]) for b in budgets]
+    # controls: measured at the first budget, proxy at every budget, measured at the others
+    order = [("measured", budgets[0])] + [("proxy", b) for b in budgets] + [("measured", b) for b in budgets[1:]]
+    for kind, b in order:
+        n = perms if kind == "measured" else proxy_perms
+        controls = ds.random_permutations(searched[kind, b], table, n=n, seed=0, kind=kind)
+        items += [(f"permuted {kind} {b:g} #{i}", r) for i, r in enumerate(controls)]
     items += [(f"uniform {LABELS[c]}", ds.uniform(table, c)) for c in table.candidates if c not in cheap]
-    for b in budgets:
-        controls = ds.random_permutations(searched["proxy", b], table, n=proxy_perms, seed=0, kind="proxy")
-        items += [(f"permuted proxy {b:g} #{i}", r) for i, r in enumerate(controls)]
     return items
 
 
-def evaluate_all(net, items, eval_windows: int, out: Path) -> dict[str, dict]:
-    """Perplexity on ``eval_windows`` windows of every item not yet in ``evaluations.jsonl``."""
+def evaluate_all(net, items, eval_windows: int, out: Path, new: bool = True) -> dict[str, dict]:
+    """Perplexity on ``eval_windows`` windows of every item not yet in
+    ``evaluations.jsonl`` (none with ``new=False``: the recorded ones only)."""
     path = out / "evaluations.jsonl"
     done = {}
     if path.exists():
@@ -105,6 +112,8 @@ def evaluate_all(net, items, eval_windows: int, out: Path) -> dict[str, dict]:
         if name in done:
             if done[name]["choices"] != list(result.choices):
                 raise SystemExit(f"{name}: evaluations.jsonl holds a different configuration (scores changed?)")
+            continue
+        if not new:
             continue
         t = time.perf_counter()
         ppl = llm.perplexity(dmx.Model(net).transform(result.config), windows, progress=False)
@@ -148,8 +157,10 @@ def plots(table: ds.ScoreTable, items, done: dict[str, dict], budgets: list[floa
     ds.plots.heatmap(table, figures / "smollm2_heatmap_proxy", kind="proxy")
     with_metric = {n: dataclasses.replace(r, metric=done[n]["perplexity"]) for n, r in items if n in done}
     curve = [with_metric[n] for n in with_metric if n.startswith("searched measured")]
+    proxy = [with_metric[n] for n in with_metric if n.startswith("searched proxy")]
     uniforms = [with_metric[n] for n in with_metric if n.startswith("uniform")]
-    ds.plots.pareto_plot(sorted(curve, key=lambda r: r.bits), uniforms, figures / "smollm2_pareto")
+    ds.plots.pareto_plot(curve, uniforms, figures / "smollm2_pareto", label="searched (measured scores)",
+                         more=proxy, more_label="searched (proxy scores)")
     for b in budgets:
         name = f"searched measured {b:g}"
         if name in with_metric:
@@ -166,8 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budgets", default="5,7", help="bits per weight (comma-separated)")
     parser.add_argument("--pareto", default="", help="more budgets for the Pareto curve only")
     parser.add_argument("--perms", type=int, default=5, help="random permutations per measured search")
-    parser.add_argument("--proxy-perms", type=int, default=0, help="random permutations per proxy search")
+    parser.add_argument("--proxy-perms", type=int, default=5, help="random permutations per proxy search")
     parser.add_argument("--no-eval", action="store_true", help="scores only")
+    parser.add_argument("--report", action="store_true",
+                        help="evaluate nothing new: tables and plots from evaluations.jsonl")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("DMX_THREADS", torch.get_num_threads())))
     out = Path(args.out)
@@ -183,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     items += [(f"searched measured {b:g}", ds.search(table, b)) for b in extra]
     for b in budgets:
         (out / f"config_{b:g}.yaml").write_text(to_yaml(parse_config(ds.search(table, b).config)))
-    done = evaluate_all(net, items, args.eval, out)
+    done = evaluate_all(net, items, args.eval, out, new=not args.report)
     plots(table, items, done, budgets + extra, Path(args.figures or out))
     print(markdown(table, items, done, budgets))
 

@@ -75,30 +75,39 @@ def _y(points: Sequence[SearchResult]) -> tuple[np.ndarray, str]:
     return np.array([p.predicted for p in points], dtype=np.float64), "predicted metric change (sum of scores)"
 
 
-def pareto_plot(results: Sequence[SearchResult], uniforms: Sequence[SearchResult], path) -> list[Path]:
+def pareto_plot(
+    results: Sequence[SearchResult], uniforms: Sequence[SearchResult], path, label: str = "searched",
+    more: Sequence[SearchResult] = (), more_label: str = "searched (other scores)",
+) -> list[Path]:
     """Metric against average bits per element: ``results`` (the searched
-    configurations, sorted by bits) as a line, each of ``uniforms`` as a
+    configurations, sorted by bits) as a line labelled ``label``, ``more``
+    (optional, e.g. the searches on the other kind of score) as a second
+    line labelled ``more_label``, each of ``uniforms`` as a
     labelled reference point (its format's shorthand). The y value is
     ``metric`` when every point has one, else ``predicted`` for every
     point (the axis label says which). Returns the written paths."""
-    points = list(results) + list(uniforms)
+    points = list(results) + list(uniforms) + list(more)
     if not points:
         raise ValueError("pareto_plot needs at least one result")
-    y, label = _y(points)
+    y, ylabel = _y(points)
     fig = _figure(6.4, 4.2)
     ax = fig.add_subplot()
     if results:
         order = np.argsort([r.bits for r in results], kind="stable")
         ax.plot(np.array([r.bits for r in results])[order], y[: len(results)][order],
-                "o-", color="C0", label="searched")
-    for u, yu in zip(uniforms, y[len(results):]):
+                "o-", color="C0", label=label)
+    if more:
+        order = np.argsort([r.bits for r in more], kind="stable")
+        ax.plot(np.array([r.bits for r in more])[order], y[len(points) - len(more):][order],
+                "^--", color="C2", label=more_label)
+    for u, yu in zip(uniforms, y[len(results):len(results) + len(uniforms)]):
         ax.plot([u.bits], [yu], "s", color="C3")
         name = u.choices[0] if len(set(u.choices)) == 1 else "mixed"
         ax.annotate(name, (u.bits, yu), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if uniforms:
         ax.plot([], [], "s", color="C3", label="uniform")
     ax.set_xlabel("average bits per element")
-    ax.set_ylabel(label)
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend()
     return _save(fig, path)

@@ -36,6 +36,11 @@ def test_plots_write_png_and_svg(tmp_path):
     results = pareto(t, [4.5, 5.5, 6.5, 7.5], evaluate=evaluate)
     uniforms = [evaluated(uniform(t, c), evaluate) for c in t.candidates]
     check_files(plots.pareto_plot(results, uniforms, tmp_path / "sub" / "pareto"), "pareto")
+    two = plots.pareto_plot(results[:2], uniforms, tmp_path / "two", label="measured", more=results[2:],
+                            more_label="proxy")
+    check_files(two, "two")
+    svg = two[1].read_text()
+    assert "measured" in svg and "proxy" in svg  # both legend entries
     check_files(plots.pareto_plot(pareto(t, [5.0, 7.0]), [uniform(t, "MXFP8_E4M3")], tmp_path / "pred"), "pred")
     check_files(plots.bits_bars(search(t, 6.0), t, tmp_path / "bars"), "bars")
     (only,) = plots.bits_bars(search(t, 6.0), t, tmp_path / "bars.svg")
