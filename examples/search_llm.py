@@ -50,8 +50,9 @@ FLOAT32 = ds.SearchResult(choices=(), bits=32.0, predicted=0.0, config={})
 LABELS = {str(dmxnum.parse(c)): c.split("_")[0] for c in CANDIDATES}
 
 
-def scores(model, eval_windows: int, calib_windows: int, out: Path) -> ds.ScoreTable:
-    """The measured and proxy score table of ``model`` (measured scores cached in ``out``)."""
+def scores(model, eval_windows: int, calib_windows: int, out: Path, timing: bool = True) -> ds.ScoreTable:
+    """The measured and proxy score table of ``model`` (measured scores cached
+    in ``out``); with ``timing``, the times go to ``out/timing.json``."""
     perplexity = ResumingPerplexity(model.net, llm.corpus("eval", eval_windows))
     perplexity.cache_key = f"smollm2-perplexity-{eval_windows}"
     ids = llm.corpus("calib", calib_windows)
@@ -65,11 +66,12 @@ def scores(model, eval_windows: int, calib_windows: int, out: Path) -> ds.ScoreT
     table = dataclasses.replace(measured, proxy=proxy.proxy, metric_name="perplexity")
     (out / "scores.csv").write_text(table.to_csv())
     (out / "scores.md").write_text(table.to_markdown() + "\n")
-    (out / "timing.json").write_text(json.dumps({
-        "measured_seconds_this_run": t_measured, "proxy_seconds": t_proxy,
-        "measured_windows": eval_windows, "calib_windows": calib_windows,
-        "sites": len(table.sites), "candidates": len(table.candidates), "threads": torch.get_num_threads(),
-    }, indent=2))
+    if timing:
+        (out / "timing.json").write_text(json.dumps({
+            "measured_seconds_this_run": t_measured, "proxy_seconds": t_proxy,
+            "measured_windows": eval_windows, "calib_windows": calib_windows,
+            "sites": len(table.sites), "candidates": len(table.candidates), "threads": torch.get_num_threads(),
+        }, indent=2))
     return table
 
 
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     net = llm.load_smollm2()
-    table = scores(dmx.Model(net), args.windows, args.calib, out)
+    table = scores(dmx.Model(net), args.windows, args.calib, out, timing=not args.report)
     print(f"Spearman(proxy, measured) = {table.spearman():.3f}", flush=True)
     if args.no_eval:
         return
