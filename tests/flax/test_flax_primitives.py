@@ -472,14 +472,6 @@ print("FLAX-SITES-SHARDED-OK")
 """
 
 
-def test_sharded_run_with_operator_sites_equals_the_unsharded_one():
+def test_sharded_run_with_operator_sites_equals_the_unsharded_one(run_on_8_devices):
     """8 simulated CPU devices (4 data x 2 model), as tests/flax/test_flax_sharded.py."""
-    import os
-    import subprocess
-
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "FLAX-SITES-SHARDED-OK" in proc.stdout
+    run_on_8_devices(SHARDED, "FLAX-SITES-SHARDED-OK")

@@ -3,9 +3,6 @@ result bit for bit and keep the input's sharding (8 simulated CPU devices)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 SCRIPT = textwrap.dedent(
@@ -42,10 +39,5 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_sharded_casts_equal_unsharded_and_keep_sharding() -> None:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SHARDING-OK" in proc.stdout
+def test_sharded_casts_equal_unsharded_and_keep_sharding(run_on_8_devices) -> None:
+    run_on_8_devices(SCRIPT, "SHARDING-OK")
