@@ -156,12 +156,20 @@ def mean_nll(model: Any, windows: torch.Tensor, batch_size: int = 4, progress: b
         for start in range(0, windows.shape[0], batch_size):
             batch = windows[start : start + batch_size]
             logits = model(input_ids=batch, use_cache=False).logits
-            logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-            nll = -logp.gather(-1, batch[:, 1:, None]).squeeze(-1)
-            total += nll.sum().item()
-            count += nll.numel()
+            part, n = next_token_nll(logits, batch)
+            total += part
+            count += n
             bar.update(batch.shape[0])
     return total / count
+
+
+def next_token_nll(logits: torch.Tensor, batch: torch.Tensor) -> tuple[float, int]:
+    """``(sum, count)`` of the next-token negative log-likelihoods of ``batch``
+    (int64, ``(b, length)``) under ``logits`` (``(b, length, vocab)``): the
+    log-softmax in float64 of every position but the last, at the next token."""
+    logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
+    nll = -logp.gather(-1, batch[:, 1:, None]).squeeze(-1)
+    return nll.sum().item(), nll.numel()
 
 
 def perplexity(model: Any, windows: torch.Tensor, batch_size: int = 4, progress: bool | None = None) -> float:

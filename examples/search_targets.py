@@ -107,6 +107,8 @@ class ResumingPerplexity:
         first = self._first_layer(model)
         if first is None:
             return self.full(model, self.windows, self.batch_size, progress=False)
+        import llm
+
         params = model.effective_parameters()
         total, count = 0.0, 0
         with torch.no_grad():
@@ -120,11 +122,9 @@ class ResumingPerplexity:
                     out = (torch.func.functional_call(self.layers[j], local, (hidden,), kwargs, tie_weights=False)
                            if local else self.layers[j](hidden, **kwargs))
                     hidden = out[0] if isinstance(out, tuple) else out
-                logits = self.net.lm_head(self.net.model.norm(hidden))
-                logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-                nll = -logp.gather(-1, batch[:, 1:, None]).squeeze(-1)
-                total += nll.sum().item()
-                count += nll.numel()
+                part, n = llm.next_token_nll(self.net.lm_head(self.net.model.norm(hidden)), batch)
+                total += part
+                count += n
         return math.exp(total / count)
 
 
