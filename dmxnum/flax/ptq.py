@@ -445,7 +445,7 @@ def _pre_cast_weight(model: Model, rec: Record, slots: dict, params: Any, name: 
     """The weight a module's weight cast receives: ``sparsify(kernel)`` of the params kernel."""
     import dmxnum
 
-    from .model import _sparsify
+    from .configured import _sparsify
 
     node = _lookup(params, rec.path)
     if node is None or rec.info.weight not in node:
