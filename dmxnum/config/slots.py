@@ -146,6 +146,7 @@ INSTANCE_NAMES: dict[str, str] = {
     "Linear": "Linear",
     "Dense": "Linear",
     "DenseGeneral": "Linear",
+    "LinearGeneral": "Linear",  # Flax NNX
     "Conv1d": "Conv1d",
     "Conv2d": "Conv2d",
     "Conv3d": "Conv3d",

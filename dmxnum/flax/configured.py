@@ -17,8 +17,8 @@ from typing import Any, Mapping
 import jax.numpy as jnp
 
 from ..config import (
-    RULES_KEY, ConfigRule, apply_rules, audit_message, audited_slots, canonical_instance,
-    check_fits, parse_config, selects_nothing, slots_of, to_yaml,
+    RULES_KEY, ConfigRule, Report, apply_rules, audit_message, audited_slots, canonical_instance,
+    check_fits, make_row, parse_config, selects_nothing, slots_of, to_yaml,
 )
 from ..errors import ConfigError, ConfigWarning, SlotNotAppliedWarning
 from ..formats.same import Same
@@ -137,6 +137,19 @@ class Configured:
         return {n: slots_of(r.kind) for n, r in self._records.items()}
 
     # ------------------------------------------------------------------ internals
+    def _report(
+        self, state: _State, sqnr: Mapping[str, tuple[float, ...]], held: Mapping[str, tuple[str, ...]] | None = None
+    ) -> Report:
+        """The report of configuration ``state``: per configured name, the slots the last
+        run applied, ``sqnr`` (per call) and ``held`` (PTQ state)."""
+        held = held or {}
+        applied = state.applied_slots or {}
+        config = self._with_instances(self.configuration)
+        rows = tuple(
+            make_row(n, s, tuple(applied.get(n, ())), sqnr.get(n, ()), held.get(n, ())) for n, s in config.items()
+        )
+        return Report(rows, forwards=state.traces)
+
     def _modules(self) -> dict[str, tuple[str, str]]:
         return {n: (r.cls, r.kind) for n, r in self._records.items()}
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..config import Report, make_row, sqnr_db
+from ..config import Report, sqnr_db
 from . import primitives
 from .configured import Configured, _lookup, _replace, _State
 from .session import Record, Session, active
@@ -75,12 +75,19 @@ class Model(Configured):
     before keeps the old one, for every input shape.
     """
 
+    def __new__(cls, module: Any = None, *args: Any, **kwargs: Any) -> Any:
+        from .nnx_model import NnxModel, is_nnx_module
+
+        if cls is Model and is_nnx_module(module):  # an NNX module: its own wrapper
+            return NnxModel(module, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, module: Any) -> None:
         import flax.linen as nn
 
         if not isinstance(module, nn.Module):
             raise TypeError(
-                f"dmxnum.flax.Model wraps a flax.linen.Module, got {type(module).__name__}"
+                f"dmxnum.flax.Model wraps a flax.linen.Module or a flax.nnx.Module, got {type(module).__name__}"
             )
         self.module = module
         self._init_configuration()
@@ -275,15 +282,10 @@ class Model(Configured):
                     n: tuple(_output_sqnr(r, a) for r, a in zip(plain.get(n, ()), got.get(n, ())))
                     for n in state.config
                 }
-        config = self._with_instances(self.configuration)
-        applied = state.applied_slots or {}
         from .ptq import ptq_state
 
         held = ptq_state(self, variables) if variables is not None else {}
-        rows = tuple(
-            make_row(n, s, tuple(applied.get(n, ())), sqnr.get(n, ()), held.get(n, ())) for n, s in config.items()
-        )
-        return Report(rows, forwards=state.traces)
+        return self._report(state, sqnr, held)
 
 def _output_sqnr(reference: Any, actual: Any) -> float:
     """:func:`sqnr_db` over the floating leaves of two outputs (NaN when they do not match)."""

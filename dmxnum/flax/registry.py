@@ -31,7 +31,7 @@ class ModuleInfo:
     act_layout: str = "features"
 
 
-#: Flax Linen class name -> how it is configured. Other classes are kind
+#: Flax Linen / NNX class name -> how it is configured. Other classes are kind
 #: ``module`` (input and output formats only).
 FLAX_MODULES: dict[str, ModuleInfo] = {
     "Dense": ModuleInfo("linear", "kernel", "bias", "linear_weight"),
@@ -45,6 +45,9 @@ FLAX_MODULES: dict[str, ModuleInfo] = {
     "BatchNorm": ModuleInfo("batch_norm", "scale", "bias", act_layout="channels"),
     "Dropout": ModuleInfo("dropout"),
     "PReLU": ModuleInfo("activation"),
+    # Flax NNX (the names shared with Linen above mean the same parameters and layouts)
+    "Linear": ModuleInfo("linear", "kernel", "bias", "linear_weight"),
+    "LinearGeneral": ModuleInfo("linear", "kernel", "bias", "dense_general_weight"),
 }
 
 #: Flax has functions, not modules, for activations and pooling. A user module

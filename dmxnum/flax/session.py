@@ -159,6 +159,10 @@ class Session:
         # (a marker equation in the recording trace places the operator sites among them)
         self.scopes: dict[str, tuple[str, bool]] | None = None
         self.marks: list[str] | None = None
+        # NNX runs (:func:`nnx_frames`): id of module -> its graph path; how to pass a
+        # ``dmx`` key, for the error of a stochastic cast without one
+        self.paths: dict[int, tuple] | None = None
+        self.key_hint = "pass rngs={'dmx': jax.random.key(seed)} to model.apply"
 
     @contextlib.contextmanager
     def opaque(self) -> Iterator[None]:
@@ -213,8 +217,7 @@ class Session:
         """
         if self.key is None:
             raise MissingRandomnessError(
-                f"{name}: {slot} rounds stochastically and needs randomness; pass "
-                "rngs={'dmx': jax.random.key(seed)} to model.apply"
+                f"{name}: {slot} rounds stochastically and needs randomness; {self.key_hint}"
             )
         n = self._draws[(name, slot)]
         self._draws[(name, slot)] = n + 1
@@ -283,17 +286,26 @@ class Session:
 
 # ---------------------------------------------------------------------- module interception
 def _interceptor(next_fun: Callable, args: tuple, kwargs: dict, context: Any) -> Any:
+    """The Linen method interceptor: every module method call goes through :func:`enter_module`."""
     s = current()
     if s is None or context.method_name == "setup":
         return next_fun(*args, **kwargs)
     module = context.module
-    owner = (id(module), context.method_name)
+    return enter_module(s, module, context.method_name, tuple(module.path), next_fun, args, kwargs)
+
+
+def enter_module(
+    s: Session, module: Any, method: str, path: tuple, next_fun: Callable, args: tuple, kwargs: dict
+) -> Any:
+    """Run ``next_fun(*args, **kwargs)``, the ``method`` of ``module`` (at module
+    ``path``), as a frame of session ``s``: record the module, apply its slots
+    around ``__call__``, give its own body a scope token."""
+    owner = (id(module), method)
     if s.frames and s.frames[-1].owner == owner:
         # a subclass's method calling super().<same method>: one call, handled once
         return next_fun(*args, **kwargs)
-    path = tuple(module.path)
-    name = ".".join(path)
-    is_call = context.method_name == "__call__" and bool(path)
+    name = ".".join(str(p) for p in path)
+    is_call = method == "__call__" and bool(path)
     if is_call:
         _record_module(s, name, path, module)
         s.called.add(name)
@@ -313,6 +325,69 @@ def _interceptor(next_fun: Callable, args: tuple, kwargs: dict, context: Any) ->
         _record_shapes(s.records[name], module)
         s.captured(name, y)
     return y
+
+
+def param_value(module: Any, name: str) -> Any:
+    """The value of parameter ``name`` of a Linen or NNX module (None without one)."""
+    if isinstance(module, nn.Module):
+        return module.variables.get("params", {}).get(name)
+    from flax import nnx
+
+    v = getattr(module, name, None)
+    return v.get_value() if isinstance(v, nnx.Variable) else v
+
+
+# ---------------------------------------------------------------------- NNX modules
+_NNX_CLASSES: dict[type, type] = {}
+
+
+def _nnx_class(cls: type) -> type:
+    """A subclass of the NNX module class ``cls`` whose ``__call__`` runs as a session
+    frame (see :func:`nnx_frames`); made once per class."""
+    sub = _NNX_CLASSES.get(cls)
+    if sub is None:
+        call = cls.__call__
+
+        def __call__(self, *args, **kwargs):
+            s = current()
+            path = None if s is None or s.paths is None else s.paths.get(id(self))
+            if path is None:
+                return call(self, *args, **kwargs)
+            return enter_module(s, self, "__call__", path, functools.partial(call, self), args, kwargs)
+
+        ns = {"__call__": __call__, "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__dmx_base__": cls}
+        sub = _NNX_CLASSES[cls] = type(cls)(cls.__name__, (cls,), ns)
+    return sub
+
+
+@contextlib.contextmanager
+def nnx_frames(s: Session, root: Any) -> Iterator[dict[int, tuple]]:
+    """Make every NNX module of the graph ``root`` (a private copy: the caller merged
+    it) run its ``__call__`` as a frame of session ``s``, named by its graph path
+    (attribute names and list indices); the classes are restored on exit. Yields
+    ``s.paths`` (id of module -> path; the first path of a shared module)."""
+    from flax import nnx
+
+    paths: dict[int, tuple] = {}
+    nodes: list[Any] = []
+    for path, node in nnx.iter_graph(root):
+        if isinstance(node, nnx.Module) and id(node) not in paths:
+            paths[id(node)] = tuple(path)
+            nodes.append(node)
+    previous = s.paths
+    s.paths = paths
+    swapped: list[tuple[Any, type]] = []
+    try:
+        for node in nodes:
+            cls = type(node)
+            if callable(node) and "__dmx_base__" not in vars(cls):
+                object.__setattr__(node, "__class__", _nnx_class(cls))
+                swapped.append((node, cls))
+        yield paths
+    finally:
+        for node, cls in swapped:
+            object.__setattr__(node, "__class__", cls)
+        s.paths = previous
 
 
 def _frame_scope(s: Session, name: str, module: Any) -> Any:
@@ -336,10 +411,10 @@ def _record_shapes(rec: Record, module: Any) -> None:
     info = rec.info
     if rec.shapes or info is None or info.weight is None:
         return
-    params = module.variables.get("params", {})
     for p in (info.weight, info.bias):
-        if p is not None and hasattr(params.get(p), "shape"):
-            rec.shapes[p] = tuple(params[p].shape)
+        value = param_value(module, p) if p is not None else None
+        if hasattr(value, "shape"):
+            rec.shapes[p] = tuple(value.shape)
 
 
 def _spatial(module: Any) -> int | None:
@@ -424,12 +499,12 @@ def _last_axis_scale(module: Any, x: Any, approx: Any, name: str, cls: str) -> A
             f"{name}: approximation_function {approx} needs a {cls} over the last axis "
             f"(reduction_axes=-1), got reduction_axes={module.reduction_axes}"
         )
-    return module.variables.get("params", {}).get("scale") if module.use_scale else None
+    return param_value(module, "scale") if module.use_scale else None
 
 
 def _layer_norm_logic(s: Session, module: Any, x: Any, approx: Any, name: str) -> Any:
     weight = _last_axis_scale(module, x, approx, name, "LayerNorm")
-    bias = module.variables.get("params", {}).get("bias") if module.use_bias else None
+    bias = param_value(module, "bias") if module.use_bias else None
     return s.approximate(x, approx, name, normalized_shape=x.shape[-1:], weight=weight, bias=bias)
 
 
@@ -606,6 +681,9 @@ def _build_patches() -> list[tuple[Any, str, Callable, Callable]]:
     """(namespace, attribute, original, hook) for every hooked function."""
     import flax.linen.activation as fla
     import flax.linen.attention as flat
+    import flax.nnx as nnx
+    import flax.nnx.nn.activations as nnxa
+    import flax.nnx.nn.attention as nnxat
 
     hooks: dict[int, Callable] = {}
     patches = []
@@ -620,9 +698,9 @@ def _build_patches() -> list[tuple[Any, str, Callable, Callable]]:
         patches.append((ns, attr, orig, hook))
 
     for attr, info in registry.ACTIVATION_OPS.items():
-        for ns in (jax.nn, nn, fla):
+        for ns in (jax.nn, nn, fla, nnx, nnxa):
             add(ns, attr, lambda f, info=info: _activation_hook(f, info))
-    for ns in (nn, flat, jax.nn):
+    for ns in (nn, flat, jax.nn, nnx, nnxat):
         add(ns, "dot_product_attention", _attention_hook)
     return patches
 
