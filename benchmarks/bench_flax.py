@@ -2,7 +2,8 @@
 
 ``configs/lenet5.yaml`` (BFP[8|8]{64,d}(SN) on the inputs and weights of
 every convolution and Linear layer) against the unwrapped module, both under
-``jax.jit``, warmed up, median of several timed runs. Target: at most 2x.
+``jax.jit``, warmed up, median of several timed runs; the same for the Flax
+NNX twin (``examples/nnx_digits.py``, :func:`nnx_main`). Target: at most 2x.
 
 Run: ``python benchmarks/bench_flax.py``.
 """
@@ -49,6 +50,45 @@ def interleaved_medians(fns: list[Callable[[], Any]], runs: int = 40, warmup: in
     return [statistics.median(acc) for acc in times]
 
 
+def nnx_main(batches: tuple[int, ...] = (64, 256, 1024), runs: int = 40) -> dict[int, dict[str, float]]:
+    """The NNX LeNet-5 (``examples/nnx_digits.py``): wrapped under ``lenet5.yaml`` vs unwrapped.
+
+    Each is jitted as a function of its state (``nnx.split`` once, ``jax.jit`` of
+    ``nnx.merge(graphdef, state)(x)``: the compiled computation), and also called
+    through ``nnx.jit`` (which adds the same graph bookkeeping to both per call).
+    """
+    import dmxnum.flax
+    from flax import nnx
+
+    sys.path.insert(0, str(ROOT))
+    from examples.nnx_digits import LeNet5
+
+    net = LeNet5(nnx.Rngs(0))
+    model = dmxnum.flax.Model(net)
+    model.trace(jnp.zeros((1, 8, 8, 1), jnp.float32))
+    model.transform(ROOT / "configs" / "lenet5.yaml")
+
+    def pure(module: Any) -> Callable:
+        graphdef, state = nnx.split(module)
+        fn = jax.jit(lambda st, x: nnx.merge(graphdef, st)(x))
+        return lambda x: fn(state, x)
+
+    plain, wrapped = pure(net), pure(model)
+    forward = nnx.jit(lambda m, x: m(x))
+    rng = np.random.default_rng(0)
+    print(f"Flax NNX LeNet-5 forward ({jax.devices()[0].platform}), median of {runs} interleaved runs")
+    print(f"{'batch':>6} {'plain FP32 ms':>14} {'BFP16 ms':>10} {'ratio':>7}   {'nnx.jit ratio':>13}")
+    results = {}
+    for batch in batches:
+        x = jnp.asarray(rng.random((batch, 8, 8, 1), dtype=np.float32))
+        t_plain, t_bfp, n_plain, n_bfp = interleaved_medians(
+            [lambda: plain(x), lambda: wrapped(x), lambda: forward(net, x), lambda: forward(model, x)], runs
+        )
+        results[batch] = {"plain_s": t_plain, "bfp16_s": t_bfp, "ratio": t_bfp / t_plain, "nnx_jit_ratio": n_bfp / n_plain}
+        print(f"{batch:>6} {1e3 * t_plain:>14.3f} {1e3 * t_bfp:>10.3f} {t_bfp / t_plain:>6.2f}x   {n_bfp / n_plain:>12.2f}x")
+    return results
+
+
 def main(batches: tuple[int, ...] = (64, 256, 1024), runs: int = 40) -> dict[int, dict[str, float]]:
     """Time both forwards for each batch size of 8x8 images; print and return the numbers."""
     import dmxnum.flax
@@ -75,3 +115,4 @@ def main(batches: tuple[int, ...] = (64, 256, 1024), runs: int = 40) -> dict[int
 
 if __name__ == "__main__":
     main()
+    nnx_main()

@@ -8,7 +8,8 @@ against a hand-written twin that applies the same casts with explicit
 ``dmxnum.cast`` calls. The interpreter binds the traced equations unchanged,
 so the compiled HLO should be the twin's: the number of HLO instructions of
 the compiled module (``jax.jit(f).lower(...).compile().as_text()``) must be at
-most 1.2x the twin's (issue 19). Also times both compiled forwards.
+most 1.2x the twin's (issue 19). The same for the Flax NNX twin of the block
+(:class:`NnxBlock`). Also times both compiled Linen forwards.
 
 Run: ``python benchmarks/bench_flax_sites.py``.
 """
@@ -24,6 +25,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 import dmxnum
 
@@ -76,6 +78,34 @@ class Block(nn.Module):
         return _site(f, "add_1", x, nn.Dense(D, name="down")(g), jnp.add)
 
 
+class NnxBlock(nnx.Module):
+    """The Flax NNX twin of :class:`Block` (same names); ``fmt`` as there."""
+
+    def __init__(self, rngs: nnx.Rngs, fmt: dict | None = None) -> None:
+        self.ln1, self.ln2 = nnx.LayerNorm(D, rngs=rngs), nnx.LayerNorm(D, rngs=rngs)
+        self.q, self.k, self.v, self.o = (nnx.Linear(D, D, rngs=rngs) for _ in range(4))
+        self.gate, self.up = nnx.Linear(D, FF, rngs=rngs), nnx.Linear(D, FF, rngs=rngs)
+        self.down = nnx.Linear(FF, D, rngs=rngs)
+        self.fmt = fmt or {}
+
+    def __call__(self, x):
+        f = self.fmt
+        b, t, _ = x.shape
+        h = self.ln1(x)
+
+        def heads(layer):
+            return jnp.swapaxes(layer(h).reshape(b, t, H, -1), 1, 2)
+
+        q, k, v = heads(self.q), heads(self.k), heads(self.v)
+        s = _site(f, "matmul_0", q, jnp.swapaxes(k, -1, -2), jnp.matmul) * (1.0 / math.sqrt(D // H))
+        a = _site(f, "matmul_1", nnx.softmax(s, axis=-1), v, jnp.matmul)
+        a = jnp.swapaxes(a, 1, 2).reshape(b, t, D)
+        x = _site(f, "add_0", x, self.o(a), jnp.add)
+        h = self.ln2(x)
+        g = _site(f, "mul_0", nnx.silu(self.gate(h)), self.up(h), jnp.multiply)
+        return _site(f, "add_1", x, self.down(g), jnp.add)
+
+
 def hlo_op_count(fn: Callable, *args: Any) -> int:
     """Instructions of the compiled HLO module of ``jax.jit(fn)(*args)`` (every computation)."""
     text = jax.jit(fn).lower(*args).compile().as_text()
@@ -103,8 +133,25 @@ def hlo_counts(batch: int = 4, seq: int = 32) -> dict[str, int]:
     }
 
 
+def nnx_hlo_counts(batch: int = 4, seq: int = 32) -> dict[str, int]:
+    """As :func:`hlo_counts` for the NNX twins: the wrapped ``NnxBlock``, its hand-written
+    twin and the plain one (each jitted as a function of its state)."""
+    import dmxnum.flax
+
+    x = jax.random.normal(jax.random.key(1), (batch, seq, D))
+    model = dmxnum.flax.Model(NnxBlock(nnx.Rngs(0))).transform(CONFIG)
+    model.trace(x)
+
+    def count(module: Any) -> int:
+        graphdef, state = nnx.split(module)
+        return hlo_op_count(lambda st, x: nnx.merge(graphdef, st)(x), state, x)
+
+    return {"wrapped": count(model), "twin": count(NnxBlock(nnx.Rngs(0), CONFIG)), "plain": count(model.module)}
+
+
 def main(runs: int = 30) -> dict[str, float]:
     counts = hlo_counts()
+    nnx_counts = nnx_hlo_counts()
     model, twin, variables, x = _setup()
     wrapped, hand = jax.jit(model.apply), jax.jit(twin.apply)
     times: dict[str, list[float]] = {"wrapped": [], "twin": []}
@@ -120,9 +167,15 @@ def main(runs: int = 30) -> dict[str, float]:
     print(f"Flax operator sites under jax.jit ({jax.devices()[0].platform}), block B=4 T=32 D={D}")
     print(f"compiled HLO instructions: wrapped {counts['wrapped']}, hand-written twin {counts['twin']}, "
           f"plain (no casts) {counts['plain']}; ratio {ratio:.3f} (target <= 1.2)")
+    nnx_ratio = nnx_counts["wrapped"] / nnx_counts["twin"]
+    print(f"NNX twin: wrapped {nnx_counts['wrapped']}, hand-written twin {nnx_counts['twin']}, "
+          f"plain {nnx_counts['plain']}; ratio {nnx_ratio:.3f} (target <= 1.2)")
     print(f"median of {runs} interleaved runs: wrapped {1e3 * t_w:.3f} ms, twin {1e3 * t_t:.3f} ms, "
           f"ratio {t_w / t_t:.2f}x")
-    return {"hlo_ratio": ratio, "time_ratio": t_w / t_t, **{f"hlo_{k}": v for k, v in counts.items()}}
+    return {
+        "hlo_ratio": ratio, "nnx_hlo_ratio": nnx_ratio, "time_ratio": t_w / t_t,
+        **{f"hlo_{k}": v for k, v in counts.items()}, **{f"nnx_hlo_{k}": v for k, v in nnx_counts.items()},
+    }
 
 
 if __name__ == "__main__":

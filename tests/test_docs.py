@@ -43,12 +43,16 @@ def _flax_names() -> dict:
 
     from examples.demo_flax import LeNet5 as FlaxLeNet5
 
+    from flax import nnx
+
+    from examples.nnx_digits import LeNet5 as NnxLeNet5
+
     module = FlaxLeNet5()
     batch = jnp.asarray(np.random.default_rng(0).standard_normal((4, 8, 8, 1)), jnp.float32)
     variables = module.init(jax.random.key(0), batch)
     return {
         "flax_module": module, "batch": batch, "variables": variables,
-        "loss": lambda y: jnp.sum(y * y),
+        "loss": lambda y: jnp.sum(y * y), "nnx_module": NnxLeNet5(nnx.Rngs(0)),
     }
 
 

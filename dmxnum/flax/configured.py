@@ -27,8 +27,8 @@ from .layouts import torch_shape, translate
 from .session import Record, Session
 
 _NO_NAMES = (
-    "no configurable names recorded yet: call model.init(...), model.trace(...) "
-    "or model.apply(...) on example inputs first"
+    "no configurable names recorded yet: call model.trace(...) or run the model on example inputs "
+    "first (Linen: model.init(...) or model.apply(...); NNX: model(...))"
 )
 
 

@@ -83,10 +83,7 @@ class NnxModel(nnx.Module, Configured):
         ``SlotNotAppliedWarning`` for each one that did not.
         """
         state = self._state
-        if state.pending:
-            if not self._records:
-                self._record(args, kwargs)
-            self._resolve(state, stacklevel=4)
+        self._prepare(state, args, kwargs)
         if not state.config:
             if not self._records:
                 try:
@@ -150,6 +147,14 @@ class NnxModel(nnx.Module, Configured):
         return self._report(state, sqnr)
 
     # ------------------------------------------------------------------ internals
+    def _prepare(self, state: _State, args: tuple, kwargs: dict) -> None:
+        """Resolve a pending configuration ``state``, recording the names first (from a
+        traced call, no compute) when none are."""
+        if state.pending:
+            if not self._records:
+                self._record(args, kwargs)
+            self._resolve(state, stacklevel=5)
+
     def _record(self, args: tuple, kwargs: dict) -> None:
         """Record the names of one plain call (traced only, no compute)."""
         graphdef, st = nnx.split(self.module)
@@ -183,6 +188,7 @@ class NnxModel(nnx.Module, Configured):
     ) -> Any:
         """One call under configuration ``state`` on a private copy of the module; its
         changed state is written back to the module unless ``write_back`` is false."""
+        self._prepare(state, args, kwargs)
         config = state.config
         session = self._session(config)
         session.capture = capture

@@ -228,6 +228,12 @@ def _start(model: Model, variables: Mapping, batches: Iterable[Any], rngs: Any) 
     """What both PTQ passes begin with: the batches as tuples, the model's
     configuration resolved on the first batch, its records, the params and a
     copy of the ``dmx_ptq`` collection."""
+    if not isinstance(model, Model):
+        raise TypeError(
+            f"dmxnum.flax PTQ (calibrate, gptq) takes a Linen dmxnum.flax.Model, got {type(model).__name__}"
+            + (": NNX models are not supported yet (run PTQ on the Linen or PyTorch twin)"
+               if type(model).__name__ == "NnxModel" else "")
+        )
     batches = _as_batches(batches)
     state = model._state
     model._prepare(state, variables, batches[0], rngs, {})

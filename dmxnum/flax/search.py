@@ -51,7 +51,11 @@ _PROXY_SEED = 0
 
 def _check_model(model: Any, what: str) -> Model:
     if not isinstance(model, Model):
-        raise TypeError(f"dmxnum.flax.{what} takes a dmxnum.flax.Model (the wrapper), got {type(model).__name__}")
+        nnx_note = (": NNX models are not supported yet (score the Linen or PyTorch twin)"
+                    if type(model).__name__ == "NnxModel" else "")
+        raise TypeError(
+            f"dmxnum.flax.{what} takes a Linen dmxnum.flax.Model (the wrapper), got {type(model).__name__}{nnx_note}"
+        )
     return model
 
 

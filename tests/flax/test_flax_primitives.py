@@ -433,6 +433,9 @@ def test_compiled_hlo_is_no_larger_than_the_hand_written_twin():
     spec.loader.exec_module(bench)
     counts = bench.hlo_counts()
     assert counts["wrapped"] <= 1.2 * counts["twin"], counts
+    counts = bench.nnx_hlo_counts()  # the same block in Flax NNX
+    assert counts["wrapped"] <= 1.2 * counts["twin"], counts
+    assert counts["twin"] > counts["plain"]  # the casts are there
 
 
 # ----------------------------------------------------------------------------- sharding

@@ -472,3 +472,33 @@ print("NNX-SHARDED-OK")
 
 def test_sharded_nnx_model_equals_unsharded(run_on_8_devices):
     run_on_8_devices(SHARDED, "NNX-SHARDED-OK")
+
+
+def test_ptq_and_search_say_nnx_is_not_supported():
+    model = dmxnum.flax.Model(LeNet5(nnx.Rngs(0)))
+    x = jnp.zeros((2, 8, 8, 1))
+    with pytest.raises(TypeError, match=r"NNX models are not supported yet"):
+        dmxnum.flax.calibrate(model, {}, [x])
+    with pytest.raises(TypeError, match=r"NNX models are not supported yet"):
+        dmxnum.flax.sensitivity(model, {}, lambda m, v: 0.0, ["BF16"])
+
+
+def test_report_with_reference_leaves_the_state_alone_and_the_graphdef_hashes():
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.fc = nnx.Linear(D, D, rngs=rngs)
+            self.bn = nnx.BatchNorm(D, rngs=rngs)
+
+        def __call__(self, x):
+            return self.bn(self.fc(x)) + x  # add_0
+
+    x = _x((32, D))
+    net = Net(nnx.Rngs(0))
+    model = dmxnum.flax.Model(net).transform({"fc": {"weight_format": FP8}, "add_0": {"residual_format": FP8}})
+    mean = np.asarray(net.bn.mean.get_value())
+    report = model.dmx_report(x, reference=True)
+    _assert_bitwise(net.bn.mean.get_value(), mean, "report runs do not update batch statistics")
+    assert report.missing == [] and all(len(r.sqnr_db) == 1 and 10 < r.sqnr_db[0] < 80 for r in report.rows)
+    graphdef = nnx.graphdef(model)
+    assert hash(graphdef) == hash(nnx.graphdef(model))  # static attributes are hashable
+    assert "2 configured" in repr(model)
