@@ -75,9 +75,20 @@ class Configured:
     :meth:`_audit` after each configured run.
     """
 
+    _RECORDED_BY = "a run"
+
     def _init_configuration(self) -> None:
         self._records: dict[str, Record] = _Records()
         self._state = _State()
+
+    def __repr__(self) -> str:
+        head = f"dmxnum.flax.Model({type(self.module).__name__}"
+        state = self._state
+        if state.pending:
+            return head + f", configuration pending until {self._RECORDED_BY} records the names)"
+        if not state.config:
+            return head + ", nothing configured)"
+        return head + f", {len(state.config)} configured)\n" + str(self.dmx_report())
 
     # ------------------------------------------------------------------ configuration
     def transform(self, config_or_path: Any = None, *rules: Any) -> "Configured":

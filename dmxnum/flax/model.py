@@ -92,14 +92,8 @@ class Model(Configured):
         self.module = module
         self._init_configuration()
 
-    def __repr__(self) -> str:
-        head = f"dmxnum.flax.Model({type(self.module).__name__}"
-        state = self._state
-        if state.pending:
-            return head + ", configuration pending until model.init/trace/apply records the names)"
-        if not state.config:
-            return head + ", nothing configured)"
-        return head + f", {len(state.config)} configured)\n" + str(self.dmx_report())
+    #: what records the names, for ``repr`` of a pending configuration
+    _RECORDED_BY = "model.init/trace/apply"
 
     # ------------------------------------------------------------------ running
     def init(self, rngs: Any, *args: Any, **kwargs: Any) -> Any:

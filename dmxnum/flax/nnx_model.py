@@ -64,14 +64,9 @@ class NnxModel(nnx.Module, Configured):
         self.rngs = rngs
         self._init_configuration()
 
-    def __repr__(self) -> str:
-        head = f"dmxnum.flax.Model({type(self.module).__name__}"
-        state = self._state
-        if state.pending:
-            return head + ", configuration pending until the first call or model.trace records the names)"
-        if not state.config:
-            return head + ", nothing configured)"
-        return head + f", {len(state.config)} configured)\n" + str(self.dmx_report())
+    #: what records the names, for ``repr`` of a pending configuration
+    _RECORDED_BY = "the first call or model.trace"
+    __repr__ = Configured.__repr__  # not nnx.Module's tree display
 
     # ------------------------------------------------------------------ running
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,9 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from test_flax_primitives import ATTN_CFG, ATTN_TWIN, BFP4, FP8, MLP_CFG, MLP_TWIN, AttnNet, ResMLP, cast
+from test_flax_primitives import (
+    ATTN_CFG, ATTN_TWIN, BFP4, FP8, MLP_CFG, MLP_TWIN, AttnNet, ResMLP, _assert_bitwise, _bits, cast,
+)
 
 import dmxnum.flax
 from dmxnum.errors import ConfigError, MissingRandomnessError, SlotNotAppliedWarning
@@ -31,17 +33,6 @@ from examples.nnx_digits import LeNet5, load_linen_params
 D, H = 16, 2
 CONFIGS = demo_flax.CONFIGS
 LENET_CONFIGS = ("lenet5.yaml", "mxfp4_weights_mxfp8_act.yaml", "sparse_2of4.yaml", "bfp16_transformer.yaml")
-
-
-def _bits(a):
-    return np.asarray(a, dtype=np.float32).view(np.uint32)
-
-
-def _assert_bitwise(a, b, what=""):
-    a, b = _bits(a), _bits(b)
-    assert a.shape == b.shape, what
-    differ = np.flatnonzero(a != b)
-    assert differ.size == 0, f"{what}: {differ.size} of {a.size} elements differ"
 
 
 # ----------------------------------------------------------------------------- NNX twins
