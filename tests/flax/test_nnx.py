@@ -493,3 +493,14 @@ def test_report_with_reference_leaves_the_state_alone_and_the_graphdef_hashes():
     graphdef = nnx.graphdef(model)
     assert hash(graphdef) == hash(nnx.graphdef(model))  # static attributes are hashable
     assert "2 configured" in repr(model)
+
+
+def test_the_nnx_digits_example_trains_and_fine_tunes():
+    """``examples/nnx_digits.py`` (shortened as in ``make demo``): FP32 training, the MXFP4/MXFP8
+    cast, and QAT through the wrapper with ``nnx.Optimizer``."""
+    from examples.nnx_digits import main
+
+    results = main(epochs=12, qat_epochs=2)
+    assert results["fp32"] >= 0.95
+    assert results["mxfp4_ptq"] >= 0.90
+    assert results["mxfp4_qat"] >= max(0.95, results["mxfp4_ptq"] - 0.005)
