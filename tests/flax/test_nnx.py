@@ -504,3 +504,19 @@ def test_the_nnx_digits_example_trains_and_fine_tunes():
     assert results["fp32"] >= 0.95
     assert results["mxfp4_ptq"] >= 0.90
     assert results["mxfp4_qat"] >= max(0.95, results["mxfp4_ptq"] - 0.005)
+
+
+def test_nnx_multi_head_attention_projections_and_attention_are_configurable():
+    mha = nnx.MultiHeadAttention(num_heads=2, in_features=D, qkv_features=D, decode=False, rngs=nnx.Rngs(0))
+    x = _x()
+    model = dmxnum.flax.Model(mha)
+    assert list(model.trace(x)) == ["query", "key", "value", "dot_product_attention_0", "out"]
+    assert model.dmx_module_names()["query"][:3] == ("instance", "weight_sparseness", "weight_format")
+    model.transform(CONFIGS / "mxfp4_weights_mxfp8_act.yaml")
+    assert model.dmx_config.count("instance: Linear") == 4
+    # the (in, heads, head_dim) kernel blocks along its input features, as a PyTorch (out, in) weight does
+    kernel = mha.query.kernel.get_value()
+    blocked = dmxnum.cast(kernel.reshape(D, D).T, "MXFP4[E2M1]{32,-1}").T.reshape(kernel.shape)
+    _assert_bitwise(model.effective_state()["query"]["kernel"].get_value(), blocked, "LinearGeneral kernel")
+    y = model(x)
+    assert model.dmx_report().missing == [] and not np.array_equal(_bits(y), _bits(mha(x)))
