@@ -106,10 +106,11 @@ class NnxModel(nnx.Module, Configured):
     def effective_state(self) -> nnx.State:
         """The module's parameters as it computes with them under the configuration
         (``nnx.State`` of ``nnx.Param``; configured weights ``cast(sparsify(w))`` and
-        biases ``cast(b)``, the others unchanged). Draws from the ``dmx`` stream when
-        a parameter format is stochastic."""
+        biases ``cast(b)``, the others unchanged). A stochastic parameter format uses
+        the next key of the ``dmx`` stream (the key the next call will draw) and
+        leaves the stream as it was."""
         config = self._current_config()
-        session = self._session(config)
+        session = self._session(config, advance=False)
         copy = nnx.merge(*nnx.split(self.module))
         self._use_effective_params(session, copy, config)
         for name, b in session.biases.items():  # split bias adds: report the cast bias
@@ -162,13 +163,14 @@ class NnxModel(nnx.Module, Configured):
 
         primitives.record(self._records, fn, (st,), (args, kwargs))
 
-    def _session(self, config: dict) -> Session:
-        session = Session(config, self._records, self._draw_key(config))
+    def _session(self, config: dict, advance: bool = True) -> Session:
+        session = Session(config, self._records, self._draw_key(config, advance))
         session.key_hint = _KEY_HINT
         return session
 
-    def _draw_key(self, config: dict) -> Any:
-        """One key from the ``dmx`` stream when a configured value is stochastic, else None."""
+    def _draw_key(self, config: dict, advance: bool = True) -> Any:
+        """One key from the ``dmx`` stream when a configured value is stochastic, else None
+        (``advance=False``: the next key, the stream's count left as it was)."""
         if not any(getattr(v, "stochastic", False) for slots in config.values() for v in slots.values()):
             return None
         rngs = self.rngs
@@ -176,7 +178,13 @@ class NnxModel(nnx.Module, Configured):
             rngs = next(
                 (n for _, n in nnx.iter_graph(self.module) if isinstance(n, nnx.Rngs) and "dmx" in n), None
             )
-        return None if rngs is None else rngs.dmx()
+        if rngs is None:
+            return None
+        count = rngs.dmx.count.get_value()
+        key = rngs.dmx()
+        if not advance:
+            rngs.dmx.count.set_value(count)
+        return key
 
     def _run(
         self, state: _State, args: tuple, kwargs: dict, capture: dict | None = None, write_back: bool = True
@@ -185,7 +193,7 @@ class NnxModel(nnx.Module, Configured):
         changed state is written back to the module unless ``write_back`` is false."""
         self._prepare(state, args, kwargs)
         config = state.config
-        session = self._session(config)
+        session = self._session(config, advance=write_back)
         session.capture = capture
         graphdef, st = nnx.split(self.module)
 

@@ -250,6 +250,9 @@ def test_stochastic_formats_draw_from_the_dmx_stream():
     np.testing.assert_allclose(np.asarray(in_jit), np.asarray(second), atol=1e-5)
     _assert_bitwise(in_jit, jitted(c, x), "jit")
     assert int(b.rngs.dmx.count.get_value()) == 2
+    b.dmx_report(x, reference=True)  # report runs and effective_state leave the stream alone
+    b.effective_state()
+    assert int(b.rngs.dmx.count.get_value()) == 2
     with pytest.raises(TypeError, match=r"stream named 'dmx'"):
         dmxnum.flax.Model(net, rngs=nnx.Rngs(params=0))
 
