@@ -72,12 +72,18 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Dense(10)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.mp1(self.relu1(self.conv1(x)))
-        x = self.mp2(self.relu2(self.conv2(x)))
-        x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
-        x = self.relu3(self.fc1(x))
-        x = self.relu4(self.fc2(x))
-        return self.fc3(x)
+        return lenet5_forward(self, x)
+
+
+def lenet5_forward(net: Any, x: jax.Array) -> jax.Array:
+    """The LeNet-5 forward on NHWC ``x`` through ``net``'s submodules (``conv1`` ...
+    ``fc3``), shared by this Linen module and its NNX twin (``examples/nnx_digits.py``)."""
+    x = net.mp1(net.relu1(net.conv1(x)))
+    x = net.mp2(net.relu2(net.conv2(x)))
+    x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
+    x = net.relu3(net.fc1(x))
+    x = net.relu4(net.fc2(x))
+    return net.fc3(x)
 
 
 def digits_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script: the package and examples impor
     sys.path.insert(0, str(ROOT))
 
 import dmxnum.flax  # noqa: E402
-from examples.demo_flax import digits_data  # noqa: E402
+from examples.demo_flax import digits_data, lenet5_forward  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 
@@ -70,12 +70,7 @@ class LeNet5(nnx.Module):
         self.fc3 = nnx.Linear(84, 10, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.mp1(self.relu1(self.conv1(x)))
-        x = self.mp2(self.relu2(self.conv2(x)))
-        x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
-        x = self.relu3(self.fc1(x))
-        x = self.relu4(self.fc2(x))
-        return self.fc3(x)
+        return lenet5_forward(self, x)
 
 
 def load_linen_params(module: nnx.Module, params: Any) -> nnx.Module:

@@ -27,7 +27,7 @@ from ..config import Report
 from . import primitives, registry
 from .configured import Configured, _State, count_weight_slots, effective_params
 from .model import _UNTRACEABLE, _output_sqnr
-from .session import Session, active, current, nnx_frames
+from .session import Session, active, current, graph_modules, nnx_frames
 
 _KEY_HINT = (
     "give the wrapper a stream named 'dmx': dmxnum.flax.Model(module, rngs=nnx.Rngs(dmx=seed)) "
@@ -112,10 +112,11 @@ class NnxModel(nnx.Module, Configured):
         config = self._current_config()
         session = self._session(config, advance=False)
         copy = nnx.merge(*nnx.split(self.module))
-        self._use_effective_params(session, copy, config)
+        modules = graph_modules(copy)
+        self._use_effective_params(session, modules, config)
         for name, b in session.biases.items():  # split bias adds: report the cast bias
             rec = self._records[name]
-            getattr(_modules_by_path(copy)[rec.path], rec.info.bias).set_value(b)
+            getattr(modules[rec.path], rec.info.bias).set_value(b)
         return nnx.state(copy, nnx.Param)
 
     def dmx_report(self, *args: Any, reference: bool = False, **kwargs: Any) -> Report:
@@ -158,7 +159,7 @@ class NnxModel(nnx.Module, Configured):
         def fn(context: Any, data: Any) -> Any:
             (st,), (args, kwargs) = context, data
             copy = nnx.merge(graphdef, st)
-            with nnx_frames(current(), copy):
+            with nnx_frames(current(), graph_modules(copy)):
                 return copy(*args, **kwargs)
 
         primitives.record(self._records, fn, (st,), (args, kwargs))
@@ -199,8 +200,9 @@ class NnxModel(nnx.Module, Configured):
 
         def body(st: Any, args: tuple, _rngs: Any, kwargs: dict) -> Any:
             copy = nnx.merge(graphdef, st)
-            originals = self._use_effective_params(session, copy, config)
-            with active(session), nnx_frames(session, copy):
+            modules = graph_modules(copy)
+            originals = self._use_effective_params(session, modules, config)
+            with active(session), nnx_frames(session, modules):
                 y = copy(*args, **kwargs)
             for var, value in originals:  # the module's own parameters go back unchanged
                 var.set_value(value)
@@ -216,10 +218,9 @@ class NnxModel(nnx.Module, Configured):
             self._audit(state, session)
         return y
 
-    def _use_effective_params(self, session: Session, copy: nnx.Module, config: dict) -> list:
-        """Set the configured parameters of ``copy`` to their effective values; return
-        ``(variable, original value)`` pairs."""
-        modules = _modules_by_path(copy)
+    def _use_effective_params(self, session: Session, modules: dict[tuple, nnx.Module], config: dict) -> list:
+        """Set the configured parameters of the copy whose modules are ``modules`` (by
+        path) to their effective values; return ``(variable, original value)`` pairs."""
         originals = []
         before = set(session.applied)
         for name, slots in config.items():
@@ -241,15 +242,6 @@ class NnxModel(nnx.Module, Configured):
                 var.set_value(value)
         count_weight_slots(session, before)
         return originals
-
-
-def _modules_by_path(root: nnx.Module) -> dict[tuple, nnx.Module]:
-    """Every module of the graph ``root`` by its path (the first path of a shared one)."""
-    out: dict[tuple, nnx.Module] = {}
-    for path, node in nnx.iter_graph(root):
-        if isinstance(node, nnx.Module):
-            out.setdefault(tuple(path), node)
-    return out
 
 
 def is_nnx_module(module: Any) -> bool:

@@ -360,30 +360,35 @@ def _nnx_class(cls: type) -> type:
     return sub
 
 
-@contextlib.contextmanager
-def nnx_frames(s: Session, root: Any) -> Iterator[dict[int, tuple]]:
-    """Make every NNX module of the graph ``root`` (a private copy: the caller merged
-    it) run its ``__call__`` as a frame of session ``s``, named by its graph path
-    (attribute names and list indices); the classes are restored on exit. Yields
-    ``s.paths`` (id of module -> path; the first path of a shared module)."""
+def graph_modules(root: Any) -> dict[tuple, Any]:
+    """Every NNX module of the graph ``root`` by its graph path (attribute names and
+    list indices; the first path of a shared module), ``root`` itself at ``()``."""
     from flax import nnx
 
-    paths: dict[int, tuple] = {}
-    nodes: list[Any] = []
+    out: dict[tuple, Any] = {}
+    seen: set[int] = set()
     for path, node in nnx.iter_graph(root):
-        if isinstance(node, nnx.Module) and id(node) not in paths:
-            paths[id(node)] = tuple(path)
-            nodes.append(node)
+        if isinstance(node, nnx.Module) and id(node) not in seen:
+            seen.add(id(node))
+            out[tuple(path)] = node
+    return out
+
+
+@contextlib.contextmanager
+def nnx_frames(s: Session, modules: dict[tuple, Any]) -> Iterator[None]:
+    """Make every NNX module of ``modules`` (:func:`graph_modules` of a private copy: the
+    caller merged it) run its ``__call__`` as a frame of session ``s``, named by its
+    path; the classes are restored on exit."""
     previous = s.paths
-    s.paths = paths
+    s.paths = {id(node): path for path, node in modules.items()}
     swapped: list[tuple[Any, type]] = []
     try:
-        for node in nodes:
+        for node in modules.values():
             cls = type(node)
             if callable(node) and "__dmx_base__" not in vars(cls):
                 object.__setattr__(node, "__class__", _nnx_class(cls))
                 swapped.append((node, cls))
-        yield paths
+        yield
     finally:
         for node, cls in swapped:
             object.__setattr__(node, "__class__", cls)
