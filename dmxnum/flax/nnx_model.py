@@ -57,8 +57,13 @@ class NnxModel(nnx.Module, Configured):
         if not isinstance(module, nnx.Module):
             raise TypeError(f"dmxnum.flax.NnxModel wraps a flax.nnx.Module, got {type(module).__name__}")
         if rngs is not None and not (isinstance(rngs, nnx.Rngs) and "dmx" in rngs):
+            if isinstance(rngs, nnx.Rngs):
+                streams = [k for k, v in vars(rngs).items() if isinstance(v, nnx.RngStream)]
+                got = f"an nnx.Rngs with streams {', '.join(repr(k) for k in streams) or 'none'}"
+            else:
+                got = type(rngs).__name__
             raise TypeError(
-                f"rngs must be an nnx.Rngs with a stream named 'dmx' (for example nnx.Rngs(dmx=0)), got {rngs!r:.80}"
+                f"rngs must be an nnx.Rngs with a stream named 'dmx' (for example nnx.Rngs(dmx=0)), got {got}"
             )
         self.module = module
         self.rngs = rngs

@@ -253,7 +253,7 @@ def test_stochastic_formats_draw_from_the_dmx_stream():
     b.dmx_report(x, reference=True)  # report runs and effective_state leave the stream alone
     b.effective_state()
     assert int(b.rngs.dmx.count.get_value()) == 2
-    with pytest.raises(TypeError, match=r"stream named 'dmx'"):
+    with pytest.raises(TypeError, match=r"stream named 'dmx'.*got an nnx.Rngs with streams 'params'"):
         dmxnum.flax.Model(net, rngs=nnx.Rngs(params=0))
 
 
